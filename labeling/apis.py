@@ -1,0 +1,96 @@
+"""The plant-facing API: post an unloading."""
+
+import json
+from typing import Any
+
+from django.core.files.uploadedfile import UploadedFile
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import parsers, serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from labeling.ingest import IngestResult, UnloadingConflict, ingest_unloading
+from labeling.manifest import UnloadingManifestSerializer
+from scrapannot.api import HasRole
+from scrapannot.roles import Role
+
+MANIFEST_FIELD = "manifest"
+
+
+class UnloadingCreateInputSerializer(serializers.Serializer):
+    """Multipart body: `manifest` (the JSON of docs/unloading-format.md, as a text field or a
+    file) and one file part per frame, named by the frame's `file`."""
+
+    manifest = serializers.CharField(help_text="The unloading manifest, JSON.")
+
+
+class RejectedFrameSerializer(serializers.Serializer):
+    file = serializers.CharField()
+    reason = serializers.CharField()
+    detail = serializers.CharField()
+
+
+class UnloadingCreateOutputSerializer(serializers.Serializer):
+    railcar = serializers.UUIDField(source="railcar.uid")
+    created = serializers.BooleanField()
+    frames = serializers.IntegerField()
+    eligible = serializers.IntegerField()
+    layers = serializers.IntegerField()
+    rejected = RejectedFrameSerializer(many=True)
+
+
+def _read_manifest(request: Request) -> Any:
+    raw: Any = request.data.get(MANIFEST_FIELD)
+    if isinstance(raw, UploadedFile):
+        raw = raw.read()
+    if raw is None or raw == "":
+        raise serializers.ValidationError({MANIFEST_FIELD: ["This field is required."]})
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        # RecursionError: a nesting bomb ("[[[[...") exhausts the parser's stack.
+        message = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise serializers.ValidationError({MANIFEST_FIELD: [f"Not valid JSON: {message}"]}) from exc
+
+
+class UnloadingCreateApi(APIView):
+    allowed_roles = (Role.PLANT_SYSTEM, Role.ADMIN)
+    permission_classes = [HasRole]
+    parser_classes = [parsers.MultiPartParser]
+
+    @extend_schema(
+        request={"multipart/form-data": UnloadingCreateInputSerializer},
+        responses={
+            201: UnloadingCreateOutputSerializer,
+            200: OpenApiResponse(UnloadingCreateOutputSerializer, "already ingested"),
+            400: OpenApiResponse(description="malformed manifest; nothing was written"),
+            409: OpenApiResponse(description="same railcar and start, different manifest"),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        serializer = UnloadingManifestSerializer(data=_read_manifest(request))
+        serializer.is_valid(raise_exception=True)
+        manifest = serializer.validated_data
+        listed = {frame["file"] for frame in manifest["frames"]}
+        repeated = sorted(n for n in request.FILES if len(request.FILES.getlist(n)) > 1)
+        if repeated:
+            raise serializers.ValidationError(
+                {"files": [f"Files sent more than once: {', '.join(repeated[:20])}"]}
+            )
+        files = {name: request.FILES[name] for name in request.FILES if name != MANIFEST_FIELD}
+        unexpected = sorted(set(files) - listed)
+        if unexpected:
+            raise serializers.ValidationError(
+                {"files": [f"Files not listed in the manifest: {', '.join(unexpected[:20])}"]}
+            )
+        try:
+            result: IngestResult = ingest_unloading(
+                manifest=manifest, sources=files, actor=request.user
+            )
+        except UnloadingConflict as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        return Response(
+            UnloadingCreateOutputSerializer(result).data,
+            status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
+        )

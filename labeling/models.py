@@ -1,0 +1,108 @@
+"""Railcars, their layers (magnet grabs) and frames.
+
+`Railcar` is one unloading of one railcar. Its plant id (`real_id`), line and camera are for admins
+only: annotators reach railcars, layers and frames through the opaque `uid`s and never see these.
+"""
+
+import uuid
+
+from django.db import models
+
+
+class Railcar(models.Model):
+    class Status(models.TextChoices):
+        INGESTED = "ingested", "ingested"
+        CHECKING = "checking", "checking"
+        IN_POOL = "in_pool", "in pool"
+        NEEDS_ATTENTION = "needs_attention", "needs attention"
+
+    uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    real_id = models.CharField("plant railcar id", max_length=64, db_index=True)
+    line = models.CharField(max_length=32)
+    camera = models.CharField(max_length=64)
+    # SHA-256 of the canonical manifest: re-posting the same unloading finds this row.
+    fingerprint = models.CharField(max_length=64, unique=True)
+    unloading_started_at = models.DateTimeField()
+    unloading_ended_at = models.DateTimeField()
+    layer_source = models.CharField(
+        max_length=16, choices=[("boxes", "IoU of boxes"), ("manifest", "named in manifest")]
+    )
+    status = models.CharField(max_length=24, choices=Status.choices, default=Status.INGESTED)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["status", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.real_id} ({self.unloading_started_at:%Y-%m-%d %H:%M})"
+
+
+class Layer(models.Model):
+    """One magnet grab: the frames of one layer of scrap, in time order."""
+
+    uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    railcar = models.ForeignKey(Railcar, on_delete=models.CASCADE, related_name="layers")
+    index = models.PositiveIntegerField(help_text="1-based, in unloading order")
+    keyframe = models.ForeignKey(
+        "Frame", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    peak_iou = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["railcar_id", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["railcar", "index"], name="layer_index_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"layer {self.index} of {self.railcar}"
+
+
+class Frame(models.Model):
+    class Rejection(models.TextChoices):
+        MISSING = "missing", "file missing from the unloading"
+        CHECKSUM = "checksum", "SHA-256 does not match"
+        OVERSIZED = "oversized", "file larger than the limit"
+        NOT_IMAGE = "not_image", "not an image"
+        TRUNCATED = "truncated", "truncated image"
+        CORRUPT = "corrupt", "corrupt image data"
+        DECOMPRESSION_BOMB = "decompression_bomb", "pixel count above the limit"
+
+    uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    railcar = models.ForeignKey(Railcar, on_delete=models.CASCADE, related_name="frames")
+    # Frames between grabs belong to no layer; they are kept all the same.
+    layer = models.ForeignKey(
+        Layer, null=True, blank=True, on_delete=models.SET_NULL, related_name="frames"
+    )
+    index = models.PositiveIntegerField(help_text="0-based position in the unloading")
+    # The plant's file name may carry the railcar id or a date: admins only, never served.
+    source_name = models.CharField(max_length=255)
+    captured_at = models.DateTimeField()
+    camera = models.CharField(max_length=64)
+    declared_sha256 = models.CharField(max_length=64)
+    # SHA-256 of the stored bytes (EXIF and other metadata stripped); also the file's name.
+    content_sha256 = models.CharField(max_length=64, blank=True, db_index=True)
+    file = models.FileField(max_length=200, blank=True)
+    size_bytes = models.PositiveBigIntegerField(default=0)
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    image_format = models.CharField(max_length=8, blank=True)
+    magnet_box = models.JSONField(null=True, blank=True)
+    railcar_box = models.JSONField(null=True, blank=True)
+    iou = models.FloatField(null=True, blank=True)
+    rejection = models.CharField(max_length=24, choices=Rejection.choices, blank=True)
+    rejection_detail = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["railcar_id", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["railcar", "index"], name="frame_index_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"frame {self.index} of {self.railcar}"
+
+    @property
+    def decodable(self) -> bool:
+        return not self.rejection

@@ -1,0 +1,6 @@
+"""Signals labeling sends so that higher layers can start work without labeling importing them."""
+
+from django.dispatch import Signal
+
+# Sent after the transaction that ingested a new unloading commits; kwargs: railcar_id.
+unloading_ingested = Signal()

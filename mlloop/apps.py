@@ -1,0 +1,5 @@
+from django.apps import AppConfig
+
+
+class MlloopConfig(AppConfig):
+    name = "mlloop"

@@ -1,0 +1,3 @@
+from scrapannot.celery import app as celery_app
+
+__all__ = ["celery_app"]

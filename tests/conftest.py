@@ -1,0 +1,86 @@
+"""Shared test fixtures: named users per role, isolated media storage, frame bytes.
+
+The suite runs against the real PostgreSQL and Redis that `bin/test` points it at.
+"""
+
+import io
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from django.contrib.auth.models import Group, User
+from django.db import connection
+from PIL import Image
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from scrapannot.roles import Role
+
+
+@pytest.fixture(autouse=True)
+def _isolated_media(settings, tmp_path: Path) -> None:
+    settings.MEDIA_ROOT = tmp_path / "media"
+
+
+@pytest.fixture
+def on_postgresql(db) -> None:
+    assert connection.vendor == "postgresql", (
+        "the suite runs on PostgreSQL: set DATABASE_URL (bin/test does)"
+    )
+
+
+def _user(username: str, *roles: Role) -> User:
+    user = User.objects.create_user(username=username, password=f"{username}-pass-1")
+    for role in roles:
+        user.groups.add(Group.objects.get(name=role.value))
+    return user
+
+
+@pytest.fixture
+def annotator(db) -> User:
+    return _user("ann", Role.ANNOTATOR)
+
+
+@pytest.fixture
+def senior(db) -> User:
+    return _user("senior", Role.SENIOR_INSPECTOR)
+
+
+@pytest.fixture
+def admin_user(db) -> User:
+    return _user("boss", Role.ADMIN)
+
+
+@pytest.fixture
+def outsider(db) -> User:
+    return _user("outsider")
+
+
+@pytest.fixture
+def plant(db) -> User:
+    return _user("plant-l2", Role.PLANT_SYSTEM)
+
+
+@pytest.fixture
+def plant_client(plant: User) -> APIClient:
+    client = APIClient()
+    token = Token.objects.create(user=plant)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+def jpeg_bytes(
+    width: int = 64, height: int = 48, *, seed: int = 0, exif: bytes | None = None
+) -> bytes:
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 255, size=(height, width, 3), dtype=np.uint8)
+    out = io.BytesIO()
+    kwargs = {"exif": exif} if exif is not None else {}
+    Image.fromarray(pixels).save(out, format="JPEG", quality=85, **kwargs)
+    return out.getvalue()
+
+
+@pytest.fixture
+def make_jpeg() -> Callable[..., bytes]:
+    return jpeg_bytes
