@@ -1,0 +1,162 @@
+import threading
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import DatabaseError, connection, transaction
+
+from scrapannot import audit
+from scrapannot.models import AuditEvent
+
+pytestmark = pytest.mark.django_db
+
+
+def _append(n: int, actor=None) -> list[AuditEvent]:
+    return [
+        audit.record(action="test.event", actor=actor, payload={"n": i, "x": [1.5, "é", None]})
+        for i in range(n)
+    ]
+
+
+def _tamper(sql: str, params: list) -> None:
+    """What an attacker with the table owner's rights does: drop the guard, then edit."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # ALTER TABLE waits for none
+            cursor.execute("ALTER TABLE scrapannot_auditevent DISABLE TRIGGER USER")
+        cursor.execute(sql, params)
+        if connection.vendor == "postgresql":
+            cursor.execute("ALTER TABLE scrapannot_auditevent ENABLE TRIGGER USER")
+
+
+def test_events_form_a_chain_that_verifies(annotator):
+    events = _append(5, actor=annotator)
+
+    report = audit.verify_chain()
+
+    assert report.ok and report.events == 5
+    assert [e.seq for e in events] == [1, 2, 3, 4, 5]
+    assert events[0].prev_hash == audit.GENESIS_HASH
+    assert all(b.prev_hash == a.hash for a, b in zip(events, events[1:], strict=False))
+    assert report.head_hash == events[-1].hash
+    assert events[0].actor_label == "ann"
+
+
+def test_postgresql_refuses_to_update_or_delete_an_event(on_postgresql):
+    event = _append(1)[0]
+
+    for sql in (
+        "UPDATE scrapannot_auditevent SET action = 'x' WHERE id = %s",
+        "DELETE FROM scrapannot_auditevent WHERE id = %s",
+    ):
+        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute(sql, [event.pk])
+    assert AuditEvent.objects.get().action == "test.event"
+
+
+def test_verify_names_the_first_edited_event(capsys):
+    events = _append(6)
+    _tamper(
+        "UPDATE scrapannot_auditevent SET payload = %s WHERE seq = 4",
+        ['{"n": 99, "x": [1.5, "é", null]}'],
+    )
+
+    report = audit.verify_chain()
+
+    assert not report.ok
+    assert report.broken_seq == 4
+    assert "edited" in report.reason
+    assert report.head_seq == 3 and report.head_hash == events[2].hash
+    with pytest.raises(CommandError, match="broken at event #4"):
+        call_command("audit_verify")
+
+
+def test_verify_catches_an_edited_actor_or_time():
+    _append(3)
+    _tamper("UPDATE scrapannot_auditevent SET actor_label = 'someone' WHERE seq = 2", [])
+
+    assert audit.verify_chain().broken_seq == 2
+
+
+def test_verify_catches_a_deleted_event():
+    _append(5)
+    _tamper("DELETE FROM scrapannot_auditevent WHERE seq = 3", [])
+
+    report = audit.verify_chain()
+
+    assert not report.ok
+    assert report.broken_seq == 3
+    assert "gap" in report.reason
+
+
+def test_verify_catches_a_deleted_event_even_when_the_sequence_is_renumbered():
+    _append(5)
+    _tamper("DELETE FROM scrapannot_auditevent WHERE seq = 3", [])
+    _tamper("UPDATE scrapannot_auditevent SET seq = seq - 1 WHERE seq > 3", [])
+
+    report = audit.verify_chain()
+
+    assert report.broken_seq == 3
+    assert "prev_hash" in report.reason
+
+
+def test_deleting_the_newest_events_is_caught_against_an_anchor():
+    events = _append(5)
+    anchor = (events[-1].seq, events[-1].hash)
+    _tamper("DELETE FROM scrapannot_auditevent WHERE seq >= 4", [])
+
+    assert audit.verify_chain().ok  # consistent in itself: this is why anchors exist
+    report = audit.verify_chain(anchor=anchor)
+
+    assert not report.ok and report.broken_seq == 4
+    with pytest.raises(CommandError, match="broken at event #4"):
+        call_command("audit_verify", anchor=f"{anchor[0]}:{anchor[1]}")
+
+
+def test_audit_verify_prints_the_head_when_the_chain_holds(capsys):
+    events = _append(3)
+
+    call_command("audit_verify")
+
+    assert f"head 3:{events[-1].hash}" in capsys.readouterr().out
+
+
+def test_audit_verify_rejects_a_malformed_anchor():
+    with pytest.raises(CommandError, match="--anchor"):
+        call_command("audit_verify", anchor="12;drop table")
+
+
+def test_an_event_rolls_back_with_the_change_it_records():
+    with pytest.raises(RuntimeError), transaction.atomic():
+        audit.record(action="test.event")
+        raise RuntimeError("the audited change failed")
+
+    assert AuditEvent.objects.count() == 0
+    assert audit.record(action="test.event").seq == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_appends_never_fork_the_chain(on_postgresql):
+    barrier = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def append() -> None:
+        try:
+            barrier.wait()
+            for i in range(10):
+                audit.record(action="test.concurrent", payload={"i": i})
+        except BaseException as exc:  # noqa: BLE001 - reported to the main thread below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=append) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    report = audit.verify_chain()
+    assert report.ok and report.events == 80
