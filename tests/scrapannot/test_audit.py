@@ -49,9 +49,12 @@ def test_postgresql_refuses_to_update_or_delete_an_event(on_postgresql):
         "UPDATE scrapannot_auditevent SET action = 'x' WHERE id = %s",
         "DELETE FROM scrapannot_auditevent WHERE id = %s",
     ):
-        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute(sql, [event.pk])
+        with (
+            pytest.raises(DatabaseError, match="append-only"),
+            transaction.atomic(),
+            connection.cursor() as cursor,
+        ):
+            cursor.execute(sql, [event.pk])
     assert AuditEvent.objects.get().action == "test.event"
 
 

@@ -1,0 +1,132 @@
+"""`manage.py demo`: a first run on a laptop, from an empty database to a served app.
+
+Migrates, creates the demo accounts (`scrapannot.demo`), synthesizes railcars with `manage.py
+synth`, ingests them with `manage.py ingest` (the code path plant unloadings take), then serves
+the app with Django's development server. Production serves with gunicorn instead (README).
+Every step is idempotent, so running it again just serves what is there.
+
+The labeling commands are called by name: scrapannot is the bottom layer and imports no app
+above it.
+"""
+
+import io
+from argparse import ArgumentParser
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+
+from scrapannot.audit import verify_chain
+from scrapannot.demo import DEMO_PASSWORD, DemoUser, ensure_demo_users
+
+LABELS_FILE = "labels.jsonl"  # written last by `manage.py synth`: its presence means complete
+MANIFEST_NAME = "unloading.json"
+
+
+def demo_url(addrport: str) -> str:
+    host, _, port = addrport.rpartition(":")
+    return f"http://{host or '127.0.0.1'}:{port}/"
+
+
+def unloading_folders(out: Path) -> list[Path]:
+    return sorted(p for p in out.glob("unloading-*") if (p / MANIFEST_NAME).is_file())
+
+
+class Command(BaseCommand):
+    help = (
+        "Set up a demo (migrate, demo users, synthetic railcars, ingest) and serve it with "
+        "Django's development server."
+    )
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        parser.add_argument("--railcars", type=int, default=36, help="how many to synthesize")
+        parser.add_argument("--seed", type=int, default=7)
+        parser.add_argument("--width", type=int, default=1280, help="frame width, pixels")
+        parser.add_argument("--height", type=int, default=720, help="frame height, pixels")
+        parser.add_argument(
+            "--out",
+            type=Path,
+            default=None,
+            help="folder for the synthetic unloadings (default: VAR_DIR/demo-unloadings)",
+        )
+        parser.add_argument("--addrport", default="127.0.0.1:8000")
+        parser.add_argument("--no-serve", action="store_true", help="set everything up, then exit")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options["railcars"] < 1:
+            raise CommandError("--railcars must be at least 1")
+        out: Path = options["out"] or Path(settings.VAR_DIR) / "demo-unloadings"
+
+        self.step("Migrating the database")
+        call_command("migrate", interactive=False, verbosity=0)
+
+        self.step("Creating demo users")
+        users = ensure_demo_users()
+
+        folders = self.synthesize(out, options)
+        self.ingest(folders)
+
+        report = verify_chain()
+        self.stdout.write(
+            f"Audit trail: {report.events} events, chain {'ok' if report.ok else 'BROKEN'}."
+        )
+        self.print_accounts(users, url=demo_url(options["addrport"]))
+
+        if options["no_serve"]:
+            return
+        self.stdout.write(
+            "Serving with Django's development server (production runs gunicorn). "
+            "Ctrl-C stops it.\n"
+        )
+        # insecure_serving: static files still load when someone runs the demo with DEBUG=0.
+        call_command("runserver", options["addrport"], use_reloader=False, insecure_serving=True)
+
+    def step(self, text: str) -> None:
+        self.stdout.write(self.style.MIGRATE_HEADING(f"{text} ..."))
+
+    def synthesize(self, out: Path, options: dict[str, Any]) -> list[Path]:
+        if (out / LABELS_FILE).is_file():
+            folders = unloading_folders(out)
+            self.step(f"Reusing {len(folders)} synthetic unloadings in {out} (delete it to redo)")
+            return folders
+        self.step(
+            f"Synthesizing {options['railcars']} railcars "
+            f"({options['width']}x{options['height']}) into {out}"
+        )
+        call_command(
+            "synth",
+            str(out),
+            railcars=options["railcars"],
+            seed=options["seed"],
+            width=options["width"],
+            height=options["height"],
+            stdout=io.StringIO(),
+        )
+        return unloading_folders(out)
+
+    def ingest(self, folders: list[Path]) -> None:
+        self.step(f"Ingesting {len(folders)} unloadings")
+        log = io.StringIO()
+        try:
+            call_command("ingest", *[str(f) for f in folders], stdout=log, stderr=self.stderr)
+        finally:
+            lines = log.getvalue().splitlines()
+            if self.verbosity > 1:
+                self.stdout.write("\n".join(lines))
+        again = sum(": already ingested " in line for line in lines)
+        self.stdout.write(f"{len(lines) - again} ingested now, {again} were already there.")
+
+    def print_accounts(self, users: list[DemoUser], *, url: str) -> None:
+        rows = [("user", "role", "signs in with")]
+        for user in users:
+            how = f"API token {user.api_token}" if user.api_token else f"password {DEMO_PASSWORD}"
+            rows.append((user.username, user.role.value, how))
+        widths = [max(len(row[i]) for row in rows) for i in range(2)]
+        self.stdout.write("")
+        for n, (name, role, how) in enumerate(rows):
+            line = f"  {name:<{widths[0]}}  {role:<{widths[1]}}  {how}"
+            self.stdout.write(self.style.MIGRATE_LABEL(line) if n == 0 else line)
+        self.stdout.write(f"\nOpen {url} and sign in as one of them.")
+        self.stdout.write(f"Plant systems post unloadings to {url}api/v1/unloadings/ .\n")
