@@ -103,3 +103,26 @@ def test_an_oversized_manifest_is_refused(tmp_path, settings):
 
     with pytest.raises(CommandError):
         ingest(folder)
+
+
+@pytest.mark.parametrize("named_layers", [False, True], ids=["boxes", "named layers"])
+def test_synthetic_unloadings_ingest_into_the_layers_the_generator_made(tmp_path, named_layers):
+    from labeling.synth import write_unloadings
+
+    truths = write_unloadings(
+        out_dir=tmp_path, railcars=3, seed=11, width=320, height=180, named_layers=named_layers
+    )
+
+    ingest(*(tmp_path / truth.folder for truth in truths))
+
+    for truth in truths:
+        railcar = Railcar.objects.get(real_id=truth.railcar)
+        assert railcar.layers.count() == len(truth.layer_contamination_pct)
+        assert railcar.frames.count() == len(truth.files)
+        if not named_layers:
+            # Every frame of grab k (1-based) lands in layer k; frames between grabs in none.
+            got = [f.layer.index if f.layer else None for f in railcar.frames.order_by("index")]
+            assert got == list(truth.frame_grabs)
+        # The truth never travels with the unloading.
+        manifest = (tmp_path / truth.folder / "unloading.json").read_text()
+        assert truth.grade not in manifest and "contamination" not in manifest

@@ -1,0 +1,1 @@
+"""Benchmarks: measured figures, never asserted. Run them all with `bin/bench`."""
