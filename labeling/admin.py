@@ -1,9 +1,17 @@
 from django.contrib import admin
+from django.http import HttpRequest
 
-from labeling.models import Frame, Layer, Railcar
+from labeling.models import Frame, FrameCheck, Layer, Railcar
 
 
-class LayerInline(admin.TabularInline):
+class IngestOnly:
+    """Railcars and frames arrive through ingest (API or command), never by hand."""
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+class LayerInline(IngestOnly, admin.TabularInline):
     model = Layer
     fields = ["index", "keyframe", "peak_iou"]
     readonly_fields = fields
@@ -12,24 +20,37 @@ class LayerInline(admin.TabularInline):
 
 
 @admin.register(Railcar)
-class RailcarAdmin(admin.ModelAdmin):
+class RailcarAdmin(IngestOnly, admin.ModelAdmin):
     list_display = [
-        "real_id", "line", "camera", "unloading_started_at", "status", "layer_source"
+        "real_id", "line", "camera", "unloading_started_at", "status", "attention_reason"
     ]  # fmt: skip
     list_filter = ["status", "line", "camera"]
     search_fields = ["real_id", "uid"]
     date_hierarchy = "unloading_started_at"
     readonly_fields = [
         "uid", "real_id", "line", "camera", "fingerprint", "unloading_started_at",
-        "unloading_ended_at", "layer_source", "created_at",
+        "unloading_ended_at", "layer_source", "status", "attention_reason", "checked_at",
+        "created_at",
     ]  # fmt: skip
     inlines = [LayerInline]
 
 
+class FrameCheckInline(admin.TabularInline):
+    model = FrameCheck
+    fields = ["name", "value", "threshold", "passed", "detail", "measured_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
 @admin.register(Frame)
-class FrameAdmin(admin.ModelAdmin):
-    list_display = ["railcar", "index", "layer", "captured_at", "iou", "rejection"]
-    list_filter = ["rejection", "camera"]
+class FrameAdmin(IngestOnly, admin.ModelAdmin):
+    list_display = ["railcar", "index", "layer", "captured_at", "quality", "rejection"]
+    list_filter = ["quality", "rejection", "camera"]
+    inlines = [FrameCheckInline]
     search_fields = ["railcar__real_id", "content_sha256", "declared_sha256", "uid"]
     list_select_related = ["railcar", "layer__railcar"]
     readonly_fields = [f.name for f in Frame._meta.fields]

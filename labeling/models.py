@@ -28,6 +28,9 @@ class Railcar(models.Model):
         max_length=16, choices=[("boxes", "IoU of boxes"), ("manifest", "named in manifest")]
     )
     status = models.CharField(max_length=24, choices=Status.choices, default=Status.INGESTED)
+    # Why a railcar needs attention (not enough eligible layers, ...), for the admin list.
+    attention_reason = models.CharField(max_length=255, blank=True)
+    checked_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -69,6 +72,11 @@ class Frame(models.Model):
         CORRUPT = "corrupt", "corrupt image data"
         DECOMPRESSION_BOMB = "decompression_bomb", "pixel count above the limit"
 
+    class Quality(models.TextChoices):
+        PENDING = "pending", "not checked yet"
+        ELIGIBLE = "eligible", "eligible"
+        INELIGIBLE = "ineligible", "ineligible"
+
     uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     railcar = models.ForeignKey(Railcar, on_delete=models.CASCADE, related_name="frames")
     # Frames between grabs belong to no layer; they are kept all the same.
@@ -93,12 +101,15 @@ class Frame(models.Model):
     iou = models.FloatField(null=True, blank=True)
     rejection = models.CharField(max_length=24, choices=Rejection.choices, blank=True)
     rejection_detail = models.CharField(max_length=255, blank=True)
+    # The verdict of the quality checks (labeling.quality); only eligible frames reach annotators.
+    quality = models.CharField(max_length=12, choices=Quality.choices, default=Quality.PENDING)
 
     class Meta:
         ordering = ["railcar_id", "index"]
         constraints = [
             models.UniqueConstraint(fields=["railcar", "index"], name="frame_index_unique")
         ]
+        indexes = [models.Index(fields=["railcar", "quality"])]
 
     def __str__(self) -> str:
         return f"frame {self.index} of {self.railcar}"
@@ -106,3 +117,27 @@ class Frame(models.Model):
     @property
     def decodable(self) -> bool:
         return not self.rejection
+
+
+class FrameCheck(models.Model):
+    """One quality check of one frame: what was measured, against which threshold, the verdict.
+
+    Kept per check so that an admin sees why a frame was rejected, and so that a changed threshold
+    can be re-applied to the stored values without decoding the frame again.
+    """
+
+    frame = models.ForeignKey(Frame, on_delete=models.CASCADE, related_name="checks")
+    name = models.CharField(max_length=16)  # one of labeling.quality.CHECKS
+    value = models.FloatField(null=True, blank=True)
+    threshold = models.FloatField(null=True, blank=True)
+    passed = models.BooleanField()
+    detail = models.CharField(max_length=255, blank=True)
+    measured_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["frame_id", "id"]
+        constraints = [models.UniqueConstraint(fields=["frame", "name"], name="frame_check_once")]
+        indexes = [models.Index(fields=["name", "passed"])]
+
+    def __str__(self) -> str:
+        return f"{self.name} {'ok' if self.passed else 'FAIL'} ({self.value})"

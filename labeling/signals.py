@@ -4,3 +4,7 @@ from django.dispatch import Signal
 
 # Sent after the transaction that ingested a new unloading commits; kwargs: railcar_id.
 unloading_ingested = Signal()
+
+# Sent after the transaction that moved a railcar into the annotation pool commits; kwargs:
+# railcar_id.
+railcar_entered_pool = Signal()

@@ -167,8 +167,9 @@ SPECTACULAR_SETTINGS = {
 }
 
 # Celery: without a broker the first run executes tasks in-process.
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
-CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", not CELERY_BROKER_URL)
+# "memory://" only names a broker for the eager mode; nothing is ever sent to it.
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "") or "memory://"
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", CELERY_BROKER_URL == "memory://")
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or None
 CELERY_TASK_ACKS_LATE = True
@@ -179,6 +180,21 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 600)
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 540)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Unacknowledged messages (a worker died mid-task) go back to the queue after this long; it must
+# exceed the longest task time limit, or a slow task would be delivered twice while it runs.
+# Workers sweep for such messages every interval x throttle seconds (kombu's defaults: 10 x 10).
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600),
+    "unacked_restore_interval": env_int("CELERY_UNACKED_RESTORE_INTERVAL", 10),
+    "unacked_restore_throttle": env_int("CELERY_UNACKED_RESTORE_THROTTLE", 10),
+}
+# Quality checks and SAM embeddings on their own queues: a slow model never blocks the checks.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_ROUTES = {
+    "labeling.check_railcar_quality": {"queue": "quality"},
+    "labeling.rejudge_quality": {"queue": "quality"},
+    "labeling.embed_keyframes": {"queue": "embeddings"},
+}
 CELERY_TIMEZONE = TIME_ZONE
 
 # Domain policy defaults. Admin-editable policies live in the database (later issues); these
@@ -193,6 +209,12 @@ SCRAPANNOT = {
     "LAYER_IOU_THRESHOLD": env_float("SCRAPANNOT_LAYER_IOU_THRESHOLD", 0.05),
     "LAYER_MAX_GAP": env_int("SCRAPANNOT_LAYER_MAX_GAP", 1),
 }
+
+# Segment-anything: a local checkpoint (weights are never downloaded). Empty: the OpenCV engine.
+SAM_CHECKPOINT = os.environ.get("SAM_CHECKPOINT", "")
+SAM_MODEL_TYPE = os.environ.get("SAM_MODEL_TYPE", "vit_b")
+SAM_DEVICE = os.environ.get("SAM_DEVICE", "cpu")
+TORCH_NUM_THREADS = env_int("TORCH_NUM_THREADS", 0)  # 0: torch's default
 
 LOGGING = {
     "version": 1,

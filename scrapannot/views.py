@@ -1,13 +1,15 @@
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ValidationError
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods
 
+from scrapannot import policy
 from scrapannot.audit import verify_chain
 from scrapannot.models import AuditEvent
-from scrapannot.roles import Role, has_role
+from scrapannot.roles import Role, role_required
 
 
 @login_required
@@ -16,11 +18,9 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "scrapannot/home.html")
 
 
-@login_required
 @require_GET
+@role_required(Role.ADMIN)
 def audit_trail(request: HttpRequest) -> HttpResponse:
-    if not has_role(request.user, Role.ADMIN):
-        raise PermissionDenied
     report = verify_chain()
     events = AuditEvent.objects.order_by("-seq")[:100]
     return render(request, "scrapannot/audit.html", {"report": report, "events": events})
@@ -31,3 +31,24 @@ def healthz(request: HttpRequest) -> JsonResponse:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     return JsonResponse({"ok": True})
+
+
+@require_http_methods(["GET", "POST"])
+@role_required(Role.ADMIN)
+def policies(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        key = request.POST.get("key", "")
+        try:
+            policy.set_policy(key=key, value=request.POST.get("value", ""), actor=request.user)
+        except ValidationError as exc:
+            messages.error(request, "; ".join(exc.messages))
+        else:
+            messages.success(request, f"{key} saved.")
+        return redirect("policies")
+    rows = [
+        {"policy": p, "value": value}
+        for p, value in (
+            (p, policy.policy_values(p.key)[p.key]) for p in policy.registered().values()
+        )
+    ]
+    return render(request, "scrapannot/policies.html", {"rows": rows})

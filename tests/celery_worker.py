@@ -26,7 +26,7 @@ class Worker:
         self.log = log
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, *, queues: str = "celery") -> None:
+    def start(self, *, queues: str = "celery", app: str = "scrapannot") -> None:
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
                 [
@@ -99,6 +99,10 @@ def celery_worker(transactional_db, tmp_path: Path) -> Iterator[Worker]:
         "CELERY_BROKER_URL": broker,
         "CELERY_TASK_ALWAYS_EAGER": "0",
         "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+        # A killed worker's unacknowledged task returns to the queue after this long.
+        "CELERY_VISIBILITY_TIMEOUT": "3",
+        "CELERY_UNACKED_RESTORE_INTERVAL": "1",
+        "CELERY_UNACKED_RESTORE_THROTTLE": "1",
     }
     celery_app.conf.task_always_eager = False
     celery_app.control.purge()  # nothing left over from an earlier run

@@ -17,6 +17,8 @@ from rest_framework.test import APIClient
 
 from scrapannot.roles import Role
 
+pytest_plugins = ["tests.celery_worker"]
+
 
 @pytest.fixture(autouse=True)
 def _isolated_media(settings, tmp_path: Path) -> None:
@@ -33,7 +35,8 @@ def on_postgresql(db) -> None:
 def _user(username: str, *roles: Role) -> User:
     user = User.objects.create_user(username=username, password=f"{username}-pass-1")
     for role in roles:
-        user.groups.add(Group.objects.get(name=role.value))
+        # get_or_create: a transactional test's flush also empties the groups the migration made.
+        user.groups.add(Group.objects.get_or_create(name=role.value)[0])
     return user
 
 

@@ -3,7 +3,7 @@ import pytest
 from scrapannot import audit
 from scrapannot.models import AuditEvent
 from scrapannot.tasks import verify_audit_chain
-from tests.celery_worker import celery_worker, wait_for  # noqa: F401 - fixture
+from tests.celery_worker import wait_for
 
 
 @pytest.mark.django_db
@@ -25,7 +25,7 @@ def test_the_nightly_check_is_scheduled_in_celery_beat():
     assert task.enabled and task.crontab is not None
 
 
-def test_a_real_worker_runs_the_check_through_redis(on_postgresql, celery_worker):  # noqa: F811
+def test_a_real_worker_runs_the_check_through_redis(on_postgresql, celery_worker):
     audit.record(action="test.event")
     celery_worker.start()
 

@@ -10,6 +10,7 @@ above it.
 """
 
 import io
+import logging
 from argparse import ArgumentParser
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,7 @@ class Command(BaseCommand):
         if options["railcars"] < 1:
             raise CommandError("--railcars must be at least 1")
         out: Path = options["out"] or Path(settings.VAR_DIR) / "demo-unloadings"
+        self.verbosity: int = options["verbosity"]
 
         self.step("Migrating the database")
         call_command("migrate", interactive=False, verbosity=0)
@@ -109,12 +111,18 @@ class Command(BaseCommand):
     def ingest(self, folders: list[Path]) -> None:
         self.step(f"Ingesting {len(folders)} unloadings")
         log = io.StringIO()
+        # Without a broker the quality checks run in-process, and Celery logs one line per task.
+        trace = logging.getLogger("celery.app.trace")
+        level = trace.level
+        if self.verbosity < 2:
+            trace.setLevel(logging.WARNING)
         try:
             call_command("ingest", *[str(f) for f in folders], stdout=log, stderr=self.stderr)
         finally:
-            lines = log.getvalue().splitlines()
-            if self.verbosity > 1:
-                self.stdout.write("\n".join(lines))
+            trace.setLevel(level)
+        lines = log.getvalue().splitlines()
+        if self.verbosity > 1:
+            self.stdout.write("\n".join(lines))
         again = sum(": already ingested " in line for line in lines)
         self.stdout.write(f"{len(lines) - again} ingested now, {again} were already there.")
 

@@ -1,0 +1,96 @@
+"""What operations staff see of the checks: rejection shares per check per day, rejected frames,
+railcars that need attention."""
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+
+from labeling import tasks
+from labeling.models import Frame, FrameCheck, Railcar
+from labeling.quality import CHECKS
+from scrapannot import audit
+
+
+@dataclass(frozen=True)
+class RejectionSeries:
+    days: list[date]
+    frames: list[int]  # frames checked per day
+    share: dict[str, list[float | None]]  # check -> share of that day's frames failing it
+
+
+def _frame_filter(*, line: str, camera: str) -> Q:
+    q = Q()
+    if line:
+        q &= Q(railcar__line=line)
+    if camera:
+        q &= Q(camera=camera)
+    return q
+
+
+def cameras() -> list[tuple[str, str]]:
+    """(line, camera) pairs that sent frames."""
+    pairs = Frame.objects.values_list("railcar__line", "camera").distinct()
+    return sorted(set(pairs))
+
+
+def rejection_series(*, line: str = "", camera: str = "", days: int = 30) -> RejectionSeries:
+    today = timezone.now().date()
+    since = today - timedelta(days=days - 1)
+    frames = Frame.objects.filter(
+        _frame_filter(line=line, camera=camera), captured_at__date__gte=since
+    ).exclude(quality=Frame.Quality.PENDING)
+    per_day = dict(
+        frames.annotate(day=TruncDate("captured_at"))
+        .values_list("day")
+        .annotate(n=Count("id"))
+        .values_list("day", "n")
+    )
+    failed = (
+        FrameCheck.objects.filter(frame__in=frames, passed=False)
+        .annotate(day=TruncDate("frame__captured_at"))
+        .values_list("day", "name")
+        .annotate(n=Count("id"))
+    )
+    counts = {(day, name): n for day, name, n in failed}
+    day_list = [since + timedelta(days=i) for i in range(days)]
+    return RejectionSeries(
+        days=day_list,
+        frames=[per_day.get(d, 0) for d in day_list],
+        share={
+            check: [
+                counts.get((d, check), 0) / per_day[d] if per_day.get(d) else None for d in day_list
+            ]
+            for check in CHECKS
+        },
+    )
+
+
+def rejected_frames(*, line: str = "", camera: str = "", limit: int = 60) -> QuerySet[Frame]:
+    failed = FrameCheck.objects.filter(passed=False).order_by("name")
+    return (
+        Frame.objects.filter(
+            _frame_filter(line=line, camera=camera), quality=Frame.Quality.INELIGIBLE
+        )
+        .select_related("railcar")
+        .prefetch_related(Prefetch("checks", queryset=failed, to_attr="failed_checks"))
+        .order_by("-captured_at", "-index")[:limit]
+    )
+
+
+def railcars_needing_attention(*, line: str = "", limit: int = 100) -> QuerySet[Railcar]:
+    railcars = Railcar.objects.filter(status=Railcar.Status.NEEDS_ATTENTION)
+    if line:
+        railcars = railcars.filter(line=line)
+    return railcars.order_by("-created_at")[:limit]
+
+
+def request_rejudge(*, actor: AbstractBaseUser) -> None:
+    """Re-apply the current quality thresholds to checked railcars, in the background."""
+    with transaction.atomic():
+        audit.record(action="quality.rejudge_requested", actor=actor)
+        transaction.on_commit(tasks.rejudge_quality.delay)

@@ -1,0 +1,171 @@
+"""After ingest: run the quality checks, settle each frame's and layer's eligibility, and hand
+the railcar to the annotation pool or to the admins' attention list.
+
+Safe to re-run at any point (Celery delivers at least once): frames already checked are skipped,
+and a railcar whose checks were concluded is left alone.
+"""
+
+from collections import Counter
+
+from django.db import transaction
+from django.utils import timezone
+
+from labeling import quality
+from labeling.layers import keyframe_position
+from labeling.models import Frame, FrameCheck, Layer, Railcar
+from labeling.policies import MIN_ELIGIBLE_LAYERS, quality_thresholds
+from labeling.quality import CheckResult, QualityThresholds
+from labeling.signals import railcar_entered_pool
+from scrapannot import audit
+from scrapannot.policy import policy_value
+
+Status = Railcar.Status
+CONCLUDED = (Status.IN_POOL, Status.NEEDS_ATTENTION)
+
+
+def measure_frame(*, frame: Frame, thresholds: QualityThresholds) -> list[CheckResult]:
+    if frame.rejection:
+        detail = f"{frame.get_rejection_display()}: {frame.rejection_detail}"
+        return [CheckResult("decode", None, None, False, detail[:255])]
+    try:
+        with frame.file.open("rb") as handle:
+            data = handle.read()
+    except FileNotFoundError:
+        return [CheckResult("decode", None, None, False, "file missing from storage")]
+    return quality.check_frame_bytes(data, railcar_box=frame.railcar_box, thresholds=thresholds)
+
+
+def save_frame_checks(*, frame: Frame, results: list[CheckResult]) -> None:
+    """Replace the frame's checks with `results` and settle its eligibility, atomically."""
+    eligible = all(r.passed for r in results)
+    with transaction.atomic():
+        FrameCheck.objects.filter(frame=frame).delete()
+        FrameCheck.objects.bulk_create(
+            FrameCheck(
+                frame=frame,
+                name=r.check,
+                value=r.value,
+                threshold=r.threshold,
+                passed=r.passed,
+                detail=r.detail[:255],
+            )
+            for r in results
+        )
+        frame.quality = Frame.Quality.ELIGIBLE if eligible else Frame.Quality.INELIGIBLE
+        frame.save(update_fields=["quality"])
+
+
+def check_railcar(*, railcar_id: int) -> Railcar | None:
+    """Check every frame not checked yet, then conclude. None when the railcar is gone."""
+    railcar = Railcar.objects.filter(pk=railcar_id).first()
+    if railcar is None or railcar.status in CONCLUDED:
+        return railcar
+    Railcar.objects.filter(pk=railcar_id, status=Status.INGESTED).update(status=Status.CHECKING)
+    thresholds = quality_thresholds()
+    for frame in railcar.frames.filter(quality=Frame.Quality.PENDING).order_by("index"):
+        save_frame_checks(frame=frame, results=measure_frame(frame=frame, thresholds=thresholds))
+    return conclude_checks(railcar_id=railcar_id, thresholds=thresholds)
+
+
+def refresh_keyframes(*, railcar: Railcar) -> int:
+    """Re-pick each layer's keyframe among its eligible frames; return the layers that have one."""
+    frames = list(railcar.frames.order_by("index"))
+    ious = [f.iou for f in frames]
+    eligible = [f.quality == Frame.Quality.ELIGIBLE for f in frames]
+    position = {f.pk: i for i, f in enumerate(frames)}
+    members: dict[int, list[int]] = {}
+    for frame in frames:
+        if frame.layer_id is not None:
+            members.setdefault(frame.layer_id, []).append(position[frame.pk])
+    layers = list(railcar.layers.all())
+    for layer in layers:
+        key = keyframe_position(members.get(layer.pk, []), ious=ious, eligible=eligible)
+        layer.keyframe_id = frames[key].pk if key is not None else None
+    Layer.objects.bulk_update(layers, ["keyframe"])
+    return sum(1 for layer in layers if layer.keyframe_id is not None)
+
+
+def _failure_counts(railcar: Railcar) -> dict[str, int]:
+    failed = FrameCheck.objects.filter(frame__railcar=railcar, passed=False)
+    return dict(Counter(failed.values_list("name", flat=True)))
+
+
+def conclude_checks(
+    *, railcar_id: int, thresholds: QualityThresholds, action: str = "quality.checked"
+) -> Railcar:
+    """Decide where a checked railcar goes. Only one caller wins: the row is locked and a
+    railcar already concluded is returned unchanged (unless re-judging, see `rejudge`)."""
+    with transaction.atomic():
+        railcar = Railcar.objects.select_for_update().get(pk=railcar_id)
+        if action == "quality.checked" and railcar.status != Status.CHECKING:
+            return railcar
+        eligible_layers = refresh_keyframes(railcar=railcar)
+        needed = int(policy_value(MIN_ELIGIBLE_LAYERS))
+        layers = railcar.layers.count()
+        failures = _failure_counts(railcar)
+        if eligible_layers >= needed:
+            railcar.status, railcar.attention_reason = Status.IN_POOL, ""
+        else:
+            failing = ", ".join(f"{name} x{count}" for name, count in sorted(failures.items()))
+            railcar.status = Status.NEEDS_ATTENTION
+            railcar.attention_reason = (
+                f"{eligible_layers} of {layers} layers have an eligible frame; "
+                f"policy needs {needed}" + (f". Failed checks: {failing}" if failing else "")
+            )[:255]
+        railcar.checked_at = timezone.now()
+        railcar.save(update_fields=["status", "attention_reason", "checked_at"])
+        frames = railcar.frames.values_list("quality", flat=True)
+        audit.record(
+            action=action,
+            obj=railcar,
+            payload={
+                "outcome": railcar.status,
+                "eligible_frames": sum(1 for q in frames if q == Frame.Quality.ELIGIBLE),
+                "frames": len(frames),
+                "eligible_layers": eligible_layers,
+                "layers": layers,
+                "failed_checks": failures,
+                "thresholds": thresholds.as_dict(),
+                "min_eligible_layers": needed,
+            },
+        )
+        if railcar.status == Status.IN_POOL:
+            transaction.on_commit(
+                lambda: railcar_entered_pool.send(sender=Railcar, railcar_id=railcar.pk)
+            )
+    return railcar
+
+
+def rejudge(*, railcar_id: int, thresholds: QualityThresholds) -> Railcar:
+    """Hold a concluded railcar's stored measurements to `thresholds` (after a policy change),
+    without decoding a frame again; it may move between the pool and the attention list."""
+    checks = list(FrameCheck.objects.filter(frame__railcar_id=railcar_id).order_by("frame_id"))
+    by_frame: dict[int, list[FrameCheck]] = {}
+    for check in checks:
+        if check.name != "decode":
+            check.passed = quality.verdict(check.name, check.value, thresholds)
+            check.threshold = quality.threshold_for(check.name, check.value, thresholds)
+            check.detail = (
+                f"{check.name} {check.value:.4g} {'passes' if check.passed else 'fails'} "
+                f"threshold {check.threshold:g} (re-judged after a policy change)"
+            )
+        by_frame.setdefault(check.frame_id, []).append(check)
+    frames = list(Frame.objects.filter(pk__in=by_frame))
+    for frame in frames:
+        eligible = all(c.passed for c in by_frame[frame.pk])
+        frame.quality = Frame.Quality.ELIGIBLE if eligible else Frame.Quality.INELIGIBLE
+    with transaction.atomic():
+        FrameCheck.objects.bulk_update(checks, ["passed", "threshold", "detail"])
+        Frame.objects.bulk_update(frames, ["quality"])
+        return conclude_checks(
+            railcar_id=railcar_id, thresholds=thresholds, action="quality.rejudged"
+        )
+
+
+def rejudge_all(*, thresholds: QualityThresholds | None = None) -> int:
+    """Re-apply the current thresholds to every railcar whose checks were concluded."""
+    thresholds = thresholds or quality_thresholds()
+    ids = list(Railcar.objects.filter(status__in=CONCLUDED).values_list("pk", flat=True))
+    for railcar_id in ids:
+        rejudge(railcar_id=railcar_id, thresholds=thresholds)
+    return len(ids)

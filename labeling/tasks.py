@@ -1,0 +1,60 @@
+"""Background work of labeling. Thin: take ids, call one domain function.
+
+Quality checks and SAM embeddings run on separate queues ("quality", "embeddings") so that a slow
+model never holds up the checks. Every task is acks_late and idempotent: a worker killed mid-task
+gets the message redelivered, and the re-run skips what is done.
+"""
+
+from typing import Any
+
+from celery import shared_task
+
+from labeling import pipeline
+
+# Storage hiccups (a network filesystem, S3) may pass; a missing file does not (handled inside).
+TRANSIENT = (ConnectionError, TimeoutError)
+
+
+@shared_task(
+    name="labeling.check_railcar_quality",
+    acks_late=True,
+    autoretry_for=TRANSIENT,
+    retry_backoff=True,
+    max_retries=5,
+    soft_time_limit=540,
+    time_limit=600,
+)
+def check_railcar_quality(railcar_id: int) -> str:
+    railcar = pipeline.check_railcar(railcar_id=railcar_id)
+    return railcar.status if railcar is not None else "gone"
+
+
+@shared_task(
+    name="labeling.embed_keyframes",
+    acks_late=True,
+    autoretry_for=TRANSIENT,
+    retry_backoff=True,
+    max_retries=5,
+    soft_time_limit=1740,
+    time_limit=1800,
+)
+def embed_keyframes(railcar_id: int) -> int:
+    from labeling.embedding_jobs import embed_railcar_keyframes
+
+    return embed_railcar_keyframes(railcar_id=railcar_id)
+
+
+@shared_task(name="labeling.rejudge_quality", acks_late=True, soft_time_limit=3540, time_limit=3600)
+def rejudge_quality() -> int:
+    return pipeline.rejudge_all()
+
+
+def enqueue_quality_checks(sender: Any = None, *, railcar_id: int, **kwargs: Any) -> None:
+    check_railcar_quality.delay(railcar_id)
+
+
+def enqueue_embeddings(sender: Any = None, *, railcar_id: int, **kwargs: Any) -> None:
+    from labeling.sam import sam_enabled
+
+    if sam_enabled():
+        embed_keyframes.delay(railcar_id)

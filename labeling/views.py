@@ -1,0 +1,62 @@
+"""Operations pages for admins: quality-check rejections per camera and line."""
+
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from labeling import ops
+from labeling.models import Frame
+from labeling.thumbnails import thumbnail_bytes
+from scrapannot.roles import Role, role_required
+
+
+def _int_param(request: HttpRequest, name: str, default: int, *, low: int, high: int) -> int:
+    try:
+        return max(low, min(high, int(request.GET.get(name, default))))
+    except ValueError:
+        return default
+
+
+@require_GET
+@role_required(Role.ADMIN)
+def quality_ops(request: HttpRequest) -> HttpResponse:
+    line = request.GET.get("line", "")[:32]
+    camera = request.GET.get("camera", "")[:64]
+    days = _int_param(request, "days", 30, low=1, high=366)
+    series = ops.rejection_series(line=line, camera=camera, days=days)
+    chart = {
+        "days": [d.isoformat() for d in series.days],
+        "frames": series.frames,
+        "share": series.share,
+    }
+    context = {
+        "line": line,
+        "camera": camera,
+        "days": days,
+        "cameras": ops.cameras(),
+        "chart": chart,
+        "rejected": ops.rejected_frames(line=line, camera=camera),
+        "attention": ops.railcars_needing_attention(line=line),
+    }
+    return render(request, "labeling/quality_ops.html", context)
+
+
+@require_GET
+@role_required(Role.ADMIN)
+def frame_thumbnail(request: HttpRequest, uid: str) -> HttpResponse:
+    frame = get_object_or_404(Frame, uid=uid)
+    data = thumbnail_bytes(frame=frame)
+    if data is None:
+        raise Http404("no image for this frame")
+    response = HttpResponse(data, content_type="image/jpeg")
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+@require_POST
+@role_required(Role.ADMIN)
+def rejudge_quality(request: HttpRequest) -> HttpResponse:
+    ops.request_rejudge(actor=request.user)
+    messages.success(request, "The current thresholds are being re-applied to checked railcars.")
+    return redirect("labeling:quality-ops")

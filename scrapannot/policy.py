@@ -1,0 +1,92 @@
+"""Admin-editable policies: thresholds and counts that run the product.
+
+Each app registers its policies (key, default, bounds, why) in its AppConfig.ready(); rows in
+`PolicySetting` hold the values admins set. A policy without a row has its default. Changing a
+policy goes through `set_policy`, which validates and writes an audit event.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from scrapannot import audit
+from scrapannot.models import PolicySetting
+
+
+@dataclass(frozen=True)
+class Policy:
+    key: str
+    default: float | int
+    description: str
+    minimum: float | None = None
+    maximum: float | None = None
+
+    def clean(self, value: Any) -> float | int:
+        kind = type(self.default)
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise ValidationError(f"{self.key}: expected a number")
+        try:
+            cleaned = kind(value)
+        except (TypeError, ValueError) as exc:
+            raise ValidationError(f"{self.key}: expected {kind.__name__}") from exc
+        if kind is int and float(value) != cleaned:
+            raise ValidationError(f"{self.key}: expected a whole number")
+        if cleaned != cleaned or cleaned in (float("inf"), float("-inf")):  # NaN or infinite
+            raise ValidationError(f"{self.key}: expected a finite number")
+        if self.minimum is not None and cleaned < self.minimum:
+            raise ValidationError(f"{self.key}: at least {self.minimum}")
+        if self.maximum is not None and cleaned > self.maximum:
+            raise ValidationError(f"{self.key}: at most {self.maximum}")
+        return cleaned
+
+
+_REGISTRY: dict[str, Policy] = {}
+
+
+def register(*policies: Policy) -> None:
+    for policy in policies:
+        _REGISTRY[policy.key] = policy
+
+
+def registered() -> Mapping[str, Policy]:
+    return _REGISTRY
+
+
+def policy_values(prefix: str = "") -> dict[str, float | int]:
+    """Current values of every registered policy under `prefix`, in one query."""
+    values = {k: p.default for k, p in _REGISTRY.items() if k.startswith(prefix)}
+    for key, value in PolicySetting.objects.filter(key__startswith=prefix).values_list(
+        "key", "value"
+    ):
+        if key in values:
+            values[key] = _REGISTRY[key].clean(value)
+    return values
+
+
+def policy_value(key: str) -> float | int:
+    return policy_values(key)[key]
+
+
+def set_policy(*, key: str, value: Any, actor: AbstractBaseUser | None) -> PolicySetting:
+    if key not in _REGISTRY:
+        raise ValidationError(f"unknown policy {key!r}")
+    cleaned = _REGISTRY[key].clean(value)
+    with transaction.atomic():
+        setting, _ = PolicySetting.objects.select_for_update().get_or_create(
+            key=key, defaults={"value": _REGISTRY[key].default}
+        )
+        old = setting.value
+        setting.value = cleaned
+        setting.updated_by = actor
+        setting.save()
+        audit.record(
+            action="policy.changed",
+            actor=actor,
+            obj=setting,
+            payload={"key": key, "old": old, "new": cleaned},
+        )
+    return setting
