@@ -25,9 +25,9 @@ function draw(svg, legend, data) {
   for (const f of [0, 0.5, 1]) {
     svg.append(el("text", { x: 4, y: y(top * f) + 4 }, `${Math.round(top * f * 100)}%`));
   }
-  for (const i of [0, Math.floor((n - 1) / 2), n - 1]) {
-    svg.append(el("text", { x: x(i) - 28, y: height - 6 }, data.days[i]));
-  }
+  [[0, "start"], [Math.floor((n - 1) / 2), "middle"], [n - 1, "end"]].forEach(([i, anchor]) => {
+    svg.append(el("text", { x: x(i), y: height - 6, "text-anchor": anchor }, data.days[i]));
+  });
   for (const [check, values] of Object.entries(data.share)) {
     if (!values.some((v) => v)) continue;
     let path = "";
