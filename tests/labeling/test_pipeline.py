@@ -110,3 +110,42 @@ def test_a_stricter_threshold_reapplied_moves_a_railcar_out_of_the_pool(tmp_path
     railcar = pipeline.rejudge(railcar_id=railcar.pk, thresholds=quality_thresholds())
 
     assert railcar.status == Status.IN_POOL
+
+
+def test_entering_the_pool_precomputes_keyframe_embeddings_when_sam_is_configured(
+    tmp_path, settings, django_capture_on_commit_callbacks
+):
+    from labeling import sam
+
+    settings.SAM_MODEL_TYPE, settings.SAM_CHECKPOINT = "tiny", ""
+    railcar = synth_railcar(tmp_path)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        railcar = pipeline.check_railcar(railcar_id=railcar.pk)
+
+    assert railcar.status == Status.IN_POOL
+    keyframes = [layer.keyframe for layer in railcar.layers.all()]
+    assert all(sam.load_embedding(content_sha256=f.content_sha256) for f in keyframes)
+    others = railcar.frames.exclude(pk__in=[f.pk for f in keyframes]).first()
+    assert sam.load_embedding(content_sha256=others.content_sha256) is None
+
+
+def test_without_sam_nothing_is_embedded(tmp_path, settings, django_capture_on_commit_callbacks):
+    from labeling import sam
+
+    settings.SAM_MODEL_TYPE, settings.SAM_CHECKPOINT = "vit_b", ""
+    railcar = synth_railcar(tmp_path)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        pipeline.check_railcar(railcar_id=railcar.pk)
+
+    assert not sam.sam_enabled()
+    assert not (tmp_path / "media" / "sam-embeddings").exists()
+
+
+def test_checks_and_embeddings_travel_on_separate_queues():
+    from scrapannot.celery import app
+
+    route = app.amqp.router.route
+    assert route({}, "labeling.check_railcar_quality")["queue"].name == "quality"
+    assert route({}, "labeling.embed_keyframes")["queue"].name == "embeddings"
