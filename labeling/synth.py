@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 
 from labeling import synth_scene as scene
+from labeling.layers import box_iou
 from labeling.synth_scrap import GRADES, inclusion_share, render_layer
 
 LABELS_FILE = "labels.jsonl"
@@ -183,7 +184,7 @@ def render_unloading(
     n = len(magnet)
     boxes = [scene.magnet_box(centre=c, radius=r, width=width, height=height) for c, r in magnet]
     for box, grab in zip(boxes, grabs, strict=True):
-        value = scene.iou(box, layout.railcar_box)
+        value = box_iou(box, layout.railcar_box)
         if (grab is None and value > 0) or (grab is not None and value < MIN_GRAB_IOU):
             raise RuntimeError(f"magnet path broke the IoU contract ({value:.3f}, grab {grab})")
 

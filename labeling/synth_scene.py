@@ -47,17 +47,6 @@ def make_layout(*, width: int, height: int, rng: np.random.Generator) -> Layout:
     return Layout(width, height, (x0, y0, x1, y1), rim, radius)
 
 
-def iou(a: Box | None, b: Box | None) -> float:
-    if a is None or b is None:
-        return 0.0
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    if w <= 0 or h <= 0:
-        return 0.0
-    inter = w * h
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
-
-
 @functools.lru_cache(maxsize=2)
 def _ground(width: int, height: int) -> np.ndarray:
     """Yard concrete above the track, ballast below, rails and sleepers: float32 RGB."""
