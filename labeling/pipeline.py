@@ -142,7 +142,7 @@ def rejudge(*, railcar_id: int, thresholds: QualityThresholds) -> Railcar:
     checks = list(FrameCheck.objects.filter(frame__railcar_id=railcar_id).order_by("frame_id"))
     by_frame: dict[int, list[FrameCheck]] = {}
     for check in checks:
-        if check.name != "decode":
+        if check.name != "decode" and check.value is not None:
             check.passed = quality.verdict(check.name, check.value, thresholds)
             check.threshold = quality.threshold_for(check.name, check.value, thresholds)
             check.detail = (
