@@ -2,18 +2,17 @@ import hashlib
 import io
 import json
 import struct
-import threading
 import zlib
 from pathlib import Path
 
 import pytest
-from django.db import connection
 from PIL import Image
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from labeling.models import Frame, Layer, Railcar
 from scrapannot.models import AuditEvent
+from tests.concurrency import run_at_once
 from tests.conftest import jpeg_bytes
 from tests.labeling.unloadings import boxed_unloading, named_layers_unloading
 
@@ -373,23 +372,13 @@ def test_a_bad_token_is_refused(plant):
 def test_concurrent_posts_of_one_unloading_create_one_railcar(on_postgresql, plant):
     token = Token.objects.create(user=plant).key
     unloading = named_layers_unloading()
-    statuses: list[int] = []
-    barrier = threading.Barrier(6)
 
-    def post() -> None:
+    def post() -> int:
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
-        barrier.wait()
-        try:
-            statuses.append(unloading.post(client).status_code)
-        finally:
-            connection.close()
+        return unloading.post(client).status_code
 
-    threads = [threading.Thread(target=post) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    statuses = run_at_once(post, threads=6)
 
     assert sorted(statuses) == [200] * 5 + [201]
     assert Railcar.objects.count() == 1

@@ -1,5 +1,3 @@
-import threading
-
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -7,6 +5,7 @@ from django.db import DatabaseError, connection, transaction
 
 from scrapannot import audit
 from scrapannot.models import AuditEvent
+from tests.concurrency import run_at_once
 
 pytestmark = pytest.mark.django_db
 
@@ -141,25 +140,11 @@ def test_an_event_rolls_back_with_the_change_it_records():
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_appends_never_fork_the_chain(on_postgresql):
-    barrier = threading.Barrier(8)
-    errors: list[BaseException] = []
-
     def append() -> None:
-        try:
-            barrier.wait()
-            for i in range(10):
-                audit.record(action="test.concurrent", payload={"i": i})
-        except BaseException as exc:  # noqa: BLE001 - reported to the main thread below
-            errors.append(exc)
-        finally:
-            connection.close()
+        for i in range(10):
+            audit.record(action="test.concurrent", payload={"i": i})
 
-    threads = [threading.Thread(target=append) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_at_once(append, threads=8)
 
-    assert errors == []
     report = audit.verify_chain()
     assert report.ok and report.events == 80

@@ -1,0 +1,35 @@
+"""Run one function in many threads at once, each with its own database connection."""
+
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+from django.db import connection
+
+T = TypeVar("T")
+
+
+def run_at_once(work: Callable[[], T], *, threads: int) -> list[T]:
+    """Start `threads` threads on `work` together (a barrier), wait for all, and return their
+    results; re-raise the first exception any of them hit."""
+    barrier = threading.Barrier(threads)
+    results: list[T] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            barrier.wait()
+            results.append(work())
+        except BaseException as exc:  # noqa: BLE001 - handed to the calling thread below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    pool = [threading.Thread(target=run) for _ in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return results
