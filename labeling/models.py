@@ -4,9 +4,14 @@
 only: annotators reach railcars, layers and frames through the opaque `uid`s and never see these.
 """
 
+import random
 import uuid
 
 from django.db import models
+
+
+def random_tiebreak() -> float:
+    return random.random()  # noqa: S311 - an ordering tie-break, not a secret
 
 
 class Railcar(models.Model):
@@ -15,6 +20,7 @@ class Railcar(models.Model):
         CHECKING = "checking", "checking"
         IN_POOL = "in_pool", "in pool"
         NEEDS_ATTENTION = "needs_attention", "needs attention"
+        RATED = "rated", "rated by all its raters"
 
     uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     real_id = models.CharField("plant railcar id", max_length=64, db_index=True)
@@ -32,10 +38,25 @@ class Railcar(models.Model):
     attention_reason = models.CharField(max_length=255, blank=True)
     checked_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Routing (labeling.pool). Higher priority is handed out first (the learning loop sets it);
+    # `tiebreak` is a random draw so that equal railcars go out in random order.
+    priority = models.FloatField(default=0.0)
+    tiebreak = models.FloatField(default=random_tiebreak)
+    raters_needed = models.PositiveSmallIntegerField(default=0)
+    # raters_needed minus the assignments holding a slot (active or submitted). Kept on the row so
+    # that the pool can lock one railcar and take a slot without counting under a lock.
+    open_slots = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         ordering = ["created_at", "id"]
-        indexes = [models.Index(fields=["status", "created_at"])]
+        indexes = [
+            models.Index(fields=["status", "created_at"]),
+            models.Index(
+                fields=["-priority", "created_at", "tiebreak"],
+                condition=models.Q(status="in_pool", open_slots__gt=0),
+                name="railcar_pool_order",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.real_id} ({self.unloading_started_at:%Y-%m-%d %H:%M})"
@@ -141,3 +162,18 @@ class FrameCheck(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} {'ok' if self.passed else 'FAIL'} ({self.value})"
+
+
+from labeling.annotation_models import (  # noqa: E402 - registered with the app's models
+    Assignment,
+    FailureCode,
+    FrameExclusion,
+    Grade,
+    Mask,
+    Rating,
+)
+
+__all__ = [
+    "Assignment", "FailureCode", "Frame", "FrameCheck", "FrameExclusion", "Grade", "Layer",
+    "Mask", "Railcar", "Rating",
+]  # fmt: skip

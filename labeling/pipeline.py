@@ -13,7 +13,7 @@ from django.utils import timezone
 from labeling import quality
 from labeling.layers import keyframe_position
 from labeling.models import Frame, FrameCheck, Layer, Railcar
-from labeling.policies import MIN_ELIGIBLE_LAYERS, quality_thresholds
+from labeling.policies import MIN_ELIGIBLE_LAYERS, RATERS_PER_RAILCAR, quality_thresholds
 from labeling.quality import CheckResult, QualityThresholds
 from labeling.signals import railcar_entered_pool
 from scrapannot import audit
@@ -105,6 +105,9 @@ def conclude_checks(
         failures = _failure_counts(railcar)
         if eligible_layers >= needed:
             railcar.status, railcar.attention_reason = Status.IN_POOL, ""
+            if railcar.raters_needed == 0:  # first entry: the slots open now
+                railcar.raters_needed = int(policy_value(RATERS_PER_RAILCAR))
+                railcar.open_slots = railcar.raters_needed
         else:
             failing = ", ".join(f"{name} x{count}" for name, count in sorted(failures.items()))
             railcar.status = Status.NEEDS_ATTENTION
@@ -113,7 +116,15 @@ def conclude_checks(
                 f"policy needs {needed}" + (f". Failed checks: {failing}" if failing else "")
             )[:255]
         railcar.checked_at = timezone.now()
-        railcar.save(update_fields=["status", "attention_reason", "checked_at"])
+        railcar.save(
+            update_fields=[
+                "status",
+                "attention_reason",
+                "checked_at",
+                "raters_needed",
+                "open_slots",
+            ]
+        )
         frames = railcar.frames.values_list("quality", flat=True)
         audit.record(
             action=action,
@@ -163,9 +174,11 @@ def rejudge(*, railcar_id: int, thresholds: QualityThresholds) -> Railcar:
 
 
 def rejudge_all(*, thresholds: QualityThresholds | None = None) -> int:
-    """Re-apply the current thresholds to every railcar whose checks were concluded."""
+    """Re-apply the current thresholds to every railcar whose checks were concluded and that no
+    annotator has taken yet (the frames someone is rating must not change under them)."""
     thresholds = thresholds or quality_thresholds()
-    ids = list(Railcar.objects.filter(status__in=CONCLUDED).values_list("pk", flat=True))
+    railcars = Railcar.objects.filter(status__in=CONCLUDED).exclude(assignments__isnull=False)
+    ids = list(railcars.values_list("pk", flat=True))
     for railcar_id in ids:
         rejudge(railcar_id=railcar_id, thresholds=thresholds)
     return len(ids)

@@ -7,6 +7,8 @@ from scrapannot.policy import Policy, policy_values, register
 
 QUALITY_PREFIX = "quality."
 MIN_ELIGIBLE_LAYERS = "pool.min_eligible_layers"
+RATERS_PER_RAILCAR = "pool.raters_per_railcar"
+LEASE_MINUTES = "pool.lease_minutes"
 
 # Why each default is what it is: see the comments on QualityThresholds and docs/quality-checks.md.
 _QUALITY_DESCRIPTIONS = {
@@ -40,6 +42,22 @@ def register_labeling_policies() -> None:
             "an eligible frame; with fewer it goes to the admins' attention list.",
             minimum=1,
             maximum=1000,
+        ),
+        Policy(
+            key=RATERS_PER_RAILCAR,
+            default=3,
+            description="Distinct annotators who rate each railcar (seed 000: at least three). "
+            "Applies to railcars entering the pool from now on.",
+            minimum=1,
+            maximum=15,
+        ),
+        Policy(
+            key=LEASE_MINUTES,
+            default=30,
+            description="How long an annotator holds a railcar before its slot returns to the "
+            "pool: long enough for one railcar.",
+            minimum=2,
+            maximum=24 * 60,
         ),
     )
 

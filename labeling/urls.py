@@ -1,11 +1,30 @@
 from django.urls import path
 
+from labeling import annotation_apis as ann
 from labeling import apis, views
 
 app_name = "labeling"
 
 api_urlpatterns = [
     path("unloadings/", apis.UnloadingCreateApi.as_view(), name="unloading-create"),
+    path("assignments/next/", ann.NextAssignmentApi.as_view(), name="assignment-next"),
+    path("assignments/<uuid:uid>/", ann.AssignmentDetailApi.as_view(), name="assignment-detail"),
+    path(
+        "assignments/<uuid:uid>/release/",
+        ann.ReleaseAssignmentApi.as_view(),
+        name="assignment-release",
+    ),
+    path("assignments/<uuid:uid>/rating/", ann.RatingApi.as_view(), name="assignment-rating"),
+    path(
+        "assignments/<uuid:uid>/frames/<uuid:frame_uid>/image/",
+        ann.FrameImageApi.as_view(),
+        name="assignment-frame-image",
+    ),
+    path(
+        "assignments/<uuid:uid>/frames/<uuid:frame_uid>/exclusion/",
+        ann.FrameExclusionApi.as_view(),
+        name="assignment-frame-exclusion",
+    ),
 ]
 
 urlpatterns = [

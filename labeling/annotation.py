@@ -1,0 +1,206 @@
+"""What an annotator does with an assignment: look, exclude frames, keep masks, submit a rating.
+
+Every function takes the assignment's opaque uid and the annotator, and checks that the annotator
+holds it (`pool.holder_assignment`): the same check guards the page, the API and the images.
+"""
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from labeling.models import Assignment, Frame, FrameExclusion, Mask, Railcar, Rating
+from labeling.pool import LeaseLost, NotYourAssignment, holder_assignment
+from labeling.signals import railcar_rated
+from scrapannot import audit
+
+Status = Assignment.Status
+
+
+class FrameNotInAssignment(Exception):
+    """The frame is not an eligible frame of the assigned railcar (or does not exist)."""
+
+
+@dataclass(frozen=True)
+class WorkspaceLayer:
+    index: int
+    frames: list[Frame]  # eligible frames, the keyframe first
+
+
+def active_assignment(
+    *, uid: object, annotator: AbstractBaseUser, lock: bool = False
+) -> Assignment:
+    assignment = holder_assignment(uid=uid, annotator=annotator, lock=lock)
+    if assignment.status != Status.ACTIVE:
+        raise LeaseLost
+    return assignment
+
+
+def assignment_frame(*, assignment: Assignment, frame_uid: object) -> Frame:
+    """An eligible frame of the assignment's railcar, by its opaque uid."""
+    frame = Frame.objects.filter(
+        uid=frame_uid, railcar_id=assignment.railcar_id, quality=Frame.Quality.ELIGIBLE
+    ).first()
+    if frame is None:
+        raise FrameNotInAssignment
+    return frame
+
+
+def workspace_layers(*, assignment: Assignment) -> list[WorkspaceLayer]:
+    frames = Frame.objects.filter(
+        railcar_id=assignment.railcar_id, quality=Frame.Quality.ELIGIBLE, layer__isnull=False
+    ).select_related("layer")
+    by_layer: dict[int, list[Frame]] = {}
+    keyframes: dict[int, int | None] = {}
+    for frame in frames.order_by("layer__index", "index"):
+        by_layer.setdefault(frame.layer.index, []).append(frame)
+        keyframes[frame.layer.index] = frame.layer.keyframe_id
+    return [
+        WorkspaceLayer(
+            index=index,
+            frames=sorted(layer_frames, key=lambda f: (f.pk != keyframes[index], f.index)),
+        )
+        for index, layer_frames in sorted(by_layer.items())
+    ]
+
+
+def exclude_frame(
+    *, uid: object, annotator: AbstractBaseUser, frame_uid: object, code: str, note: str = ""
+) -> FrameExclusion:
+    with transaction.atomic():
+        assignment = active_assignment(uid=uid, annotator=annotator, lock=True)
+        frame = assignment_frame(assignment=assignment, frame_uid=frame_uid)
+        exclusion, created = FrameExclusion.objects.update_or_create(
+            assignment=assignment, frame=frame, defaults={"code": code, "note": note[:200]}
+        )
+        audit.record(
+            action="frame.excluded",
+            actor=annotator,
+            obj=assignment,
+            payload={"frame": frame.pk, "code": code, "note": note[:200], "changed": not created},
+        )
+    return exclusion
+
+
+def include_frame(*, uid: object, annotator: AbstractBaseUser, frame_uid: object) -> None:
+    with transaction.atomic():
+        assignment = active_assignment(uid=uid, annotator=annotator, lock=True)
+        frame = assignment_frame(assignment=assignment, frame_uid=frame_uid)
+        deleted, _ = FrameExclusion.objects.filter(assignment=assignment, frame=frame).delete()
+        if deleted:
+            audit.record(
+                action="frame.included",
+                actor=annotator,
+                obj=assignment,
+                payload={"frame": frame.pk},
+            )
+
+
+def save_mask(
+    *,
+    uid: object,
+    annotator: AbstractBaseUser,
+    frame_uid: object,
+    rle: dict[str, Any],
+    prompts: dict[str, Any],
+    engine: str,
+    area: int,
+) -> Mask:
+    """Keep an accepted mask. The caller has decoded and checked `rle` against the frame."""
+    with transaction.atomic():
+        assignment = active_assignment(uid=uid, annotator=annotator, lock=True)
+        frame = assignment_frame(assignment=assignment, frame_uid=frame_uid)
+        mask = Mask.objects.create(
+            assignment=assignment, frame=frame, rle=rle, prompts=prompts, engine=engine[:80],
+            area=area,
+        )  # fmt: skip
+        audit.record(
+            action="mask.saved",
+            actor=annotator,
+            obj=mask,
+            payload={"frame": frame.pk, "engine": mask.engine, "area": area, "prompts": prompts},
+        )
+    return mask
+
+
+def delete_mask(*, uid: object, annotator: AbstractBaseUser, mask_uid: object) -> None:
+    with transaction.atomic():
+        assignment = active_assignment(uid=uid, annotator=annotator, lock=True)
+        mask = Mask.objects.filter(uid=mask_uid, assignment=assignment).first()
+        if mask is None:
+            raise FrameNotInAssignment
+        audit.record(
+            action="mask.deleted",
+            actor=annotator,
+            obj=mask,
+            payload={"frame": mask.frame_id, "area": mask.area},
+        )
+        mask.delete()
+
+
+def submit_rating(
+    *,
+    uid: object,
+    annotator: AbstractBaseUser,
+    contamination_pct: Decimal,
+    grade: str,
+    seconds_spent: int,
+) -> tuple[Rating, bool]:
+    """Record the rating; (rating, created). Submitting again (a double click, a retried
+    request) returns the first rating unchanged."""
+    with transaction.atomic():
+        assignment = holder_assignment(uid=uid, annotator=annotator, lock=True)
+        if assignment.status == Status.SUBMITTED:
+            return assignment.rating, False
+        if assignment.status != Status.ACTIVE:
+            raise LeaseLost
+        now = timezone.now()
+        rating = Rating.objects.create(
+            assignment=assignment,
+            railcar_id=assignment.railcar_id,
+            annotator=annotator,
+            contamination_pct=contamination_pct,
+            grade=grade,
+            seconds_spent=seconds_spent,
+            submitted_at=now,
+        )
+        assignment.status = Status.SUBMITTED
+        assignment.finished_at = now
+        assignment.save(update_fields=["status", "finished_at"])
+        audit.record(
+            action="rating.submitted",
+            actor=annotator,
+            obj=rating,
+            payload={
+                "assignment": assignment.pk,
+                "contamination_pct": str(contamination_pct),
+                "grade": grade,
+                "seconds_spent": seconds_spent,
+                "excluded_frames": assignment.exclusions.count(),
+                "masks": assignment.masks.count(),
+            },
+        )
+        _close_if_fully_rated(railcar_id=assignment.railcar_id)
+    return rating, True
+
+
+def _close_if_fully_rated(*, railcar_id: int) -> None:
+    railcar = Railcar.objects.select_for_update().get(pk=railcar_id)
+    if railcar.status != Railcar.Status.IN_POOL:
+        return
+    if Rating.objects.filter(railcar_id=railcar_id).count() < railcar.raters_needed:
+        return
+    railcar.status = Railcar.Status.RATED
+    railcar.save(update_fields=["status"])
+    audit.record(action="railcar.rated", obj=railcar, payload={"ratings": railcar.raters_needed})
+    transaction.on_commit(lambda: railcar_rated.send(sender=Railcar, railcar_id=railcar_id))
+
+
+__all__ = [
+    "FrameNotInAssignment", "LeaseLost", "NotYourAssignment", "active_assignment",
+    "assignment_frame", "delete_mask", "exclude_frame", "include_frame", "save_mask",
+    "submit_rating", "workspace_layers",
+]  # fmt: skip

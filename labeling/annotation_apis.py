@@ -1,0 +1,188 @@
+"""The annotator's API. Every answer is about one assignment the caller holds, by its opaque id;
+anything else is a 404 that looks the same whether the thing exists or not."""
+
+from typing import Any
+
+from django.http import HttpResponse
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from labeling import annotation, pool
+from labeling.models import Assignment, FailureCode, Grade
+from scrapannot.api import HasRole
+from scrapannot.roles import Role
+
+GONE = {"detail": "This assignment is no longer active."}
+
+
+class AnnotatorApi(APIView):
+    allowed_roles = (Role.ANNOTATOR,)
+    permission_classes = [HasRole]
+
+    def handle_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, pool.NotYourAssignment | annotation.FrameNotInAssignment):
+            exc = NotFound()
+        if isinstance(exc, pool.LeaseLost):
+            return Response(GONE, status=status.HTTP_409_CONFLICT)
+        return super().handle_exception(exc)
+
+
+class FrameOutputSerializer(serializers.Serializer):
+    id = serializers.UUIDField(source="uid")
+    width = serializers.IntegerField()
+    height = serializers.IntegerField()
+
+
+class LayerOutputSerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    frames = FrameOutputSerializer(many=True, help_text="eligible frames, the keyframe first")
+
+
+class ExclusionOutputSerializer(serializers.Serializer):
+    frame = serializers.UUIDField(source="frame.uid")
+    code = serializers.CharField()
+    note = serializers.CharField()
+
+
+class MaskOutputSerializer(serializers.Serializer):
+    id = serializers.UUIDField(source="uid")
+    frame = serializers.UUIDField(source="frame.uid")
+    rle = serializers.JSONField()
+    area = serializers.IntegerField()
+
+
+class OwnRatingOutputSerializer(serializers.Serializer):
+    contamination_pct = serializers.DecimalField(max_digits=4, decimal_places=1)
+    grade = serializers.CharField()
+
+
+class AssignmentOutputSerializer(serializers.Serializer):
+    id = serializers.UUIDField(source="uid")
+    pseudonym = serializers.CharField()
+    status = serializers.CharField()
+    expires_at = serializers.DateTimeField(source="lease_expires_at")
+    layers = serializers.SerializerMethodField()
+    exclusions = serializers.SerializerMethodField()
+    masks = serializers.SerializerMethodField()
+    rating = serializers.SerializerMethodField()
+
+    @extend_schema(responses=LayerOutputSerializer(many=True))  # type: ignore[misc]
+    def get_layers(self, assignment: Assignment) -> list[dict[str, Any]]:
+        return LayerOutputSerializer(
+            annotation.workspace_layers(assignment=assignment), many=True
+        ).data
+
+    def get_exclusions(self, assignment: Assignment) -> list[dict[str, Any]]:
+        return ExclusionOutputSerializer(
+            assignment.exclusions.select_related("frame"), many=True
+        ).data
+
+    def get_masks(self, assignment: Assignment) -> list[dict[str, Any]]:
+        return MaskOutputSerializer(
+            assignment.masks.select_related("frame").order_by("created_at"), many=True
+        ).data
+
+    def get_rating(self, assignment: Assignment) -> dict[str, Any] | None:
+        rating = getattr(assignment, "rating", None)
+        return OwnRatingOutputSerializer(rating).data if rating else None
+
+
+def assignment_response(assignment: Assignment, code: int = status.HTTP_200_OK) -> Response:
+    return Response(AssignmentOutputSerializer(assignment).data, status=code)
+
+
+class NextAssignmentApi(AnnotatorApi):
+    @extend_schema(
+        request=None,
+        responses={200: AssignmentOutputSerializer, 204: OpenApiResponse(description="no work")},
+    )
+    def post(self, request: Request) -> Response:
+        assignment = pool.next_assignment(annotator=request.user)
+        if assignment is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return assignment_response(assignment)
+
+
+class AssignmentDetailApi(AnnotatorApi):
+    @extend_schema(responses=AssignmentOutputSerializer)
+    def get(self, request: Request, uid: str) -> Response:
+        return assignment_response(pool.holder_assignment(uid=uid, annotator=request.user))
+
+
+class ReleaseInputSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=200)
+
+
+class ReleaseAssignmentApi(AnnotatorApi):
+    @extend_schema(request=ReleaseInputSerializer, responses={204: None})
+    def post(self, request: Request, uid: str) -> Response:
+        data = ReleaseInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        pool.release_assignment(uid=uid, annotator=request.user, **data.validated_data)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ExclusionInputSerializer(serializers.Serializer):
+    code = serializers.ChoiceField(choices=FailureCode.choices)
+    note = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
+
+
+class FrameExclusionApi(AnnotatorApi):
+    @extend_schema(request=ExclusionInputSerializer, responses=ExclusionOutputSerializer)
+    def put(self, request: Request, uid: str, frame_uid: str) -> Response:
+        data = ExclusionInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        exclusion = annotation.exclude_frame(
+            uid=uid, annotator=request.user, frame_uid=frame_uid, **data.validated_data
+        )
+        return Response(ExclusionOutputSerializer(exclusion).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, uid: str, frame_uid: str) -> Response:
+        annotation.include_frame(uid=uid, annotator=request.user, frame_uid=frame_uid)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class RatingInputSerializer(serializers.Serializer):
+    contamination_pct = serializers.DecimalField(
+        max_digits=4, decimal_places=1, min_value=0, max_value=100
+    )
+    grade = serializers.ChoiceField(choices=Grade.choices)
+    seconds_spent = serializers.IntegerField(min_value=0, max_value=24 * 3600)
+
+
+class RatingApi(AnnotatorApi):
+    @extend_schema(
+        request=RatingInputSerializer,
+        responses={201: OwnRatingOutputSerializer, 200: OwnRatingOutputSerializer},
+    )
+    def post(self, request: Request, uid: str) -> Response:
+        data = RatingInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        rating, created = annotation.submit_rating(
+            uid=uid, annotator=request.user, **data.validated_data
+        )
+        return Response(
+            OwnRatingOutputSerializer(rating).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+class FrameImageApi(AnnotatorApi):
+    """The frame's stored bytes (metadata already stripped at ingest), for its holder only."""
+
+    @extend_schema(responses={(200, "image/jpeg"): OpenApiResponse(description="the image")})
+    def get(self, request: Request, uid: str, frame_uid: str) -> HttpResponse:
+        assignment = annotation.active_assignment(uid=uid, annotator=request.user)
+        frame = annotation.assignment_frame(assignment=assignment, frame_uid=frame_uid)
+        with frame.file.open("rb") as handle:
+            data = handle.read()
+        content_type = "image/png" if frame.file.name.endswith(".png") else "image/jpeg"
+        response = HttpResponse(data, content_type=content_type)
+        response["Cache-Control"] = "private, max-age=600"
+        response["Content-Disposition"] = "inline; filename=frame"
+        return response

@@ -1,0 +1,183 @@
+"""Routing railcars to annotators: leases on slots, safe under concurrency.
+
+A railcar in the pool has `raters_needed` slots. `next_assignment` hands an annotator the
+highest-priority railcar (then the oldest, then a random tie-break) that has an open slot and that
+they never held, by locking that railcar's row with SKIP LOCKED so concurrent requests take
+different railcars instead of queueing on one. The database has the last word: one assignment per
+annotator and railcar, one holder per slot (`labeling.annotation_models`).
+"""
+
+import secrets
+from datetime import timedelta
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.db.models import F, QuerySet
+from django.utils import timezone
+
+from labeling.models import Assignment, Railcar
+from labeling.policies import LEASE_MINUTES
+from scrapannot import audit
+from scrapannot.policy import policy_value
+
+# Pseudonyms: two words and a number, unrelated to the railcar or to other assignments.
+_WORDS = [
+    "amber", "basalt", "cedar", "delta", "ember", "fjord", "garnet", "harbor", "indigo",
+    "juniper", "kestrel", "lagoon", "marble", "nickel", "onyx", "pewter", "quartz", "russet",
+    "sable", "tundra", "umber", "vesper", "willow", "xenon", "yarrow", "zephyr",
+]  # fmt: skip
+
+
+class NotYourAssignment(Exception):
+    """The assignment does not exist for this annotator (deliberately indistinguishable)."""
+
+
+class LeaseLost(Exception):
+    """The assignment is no longer active: released, expired and reclaimed, or submitted."""
+
+
+def new_pseudonym() -> str:
+    return f"{secrets.choice(_WORDS)}-{secrets.choice(_WORDS)}-{secrets.randbelow(9000) + 1000}"
+
+
+def expire_leases(*, now: object = None) -> int:
+    """Return the slots of abandoned leases to the pool; safe to run anywhere, any time."""
+    now = now or timezone.now()
+    expired = 0
+    with transaction.atomic():
+        stale = list(
+            Assignment.objects.select_for_update(skip_locked=True)
+            .filter(status=Assignment.Status.ACTIVE, lease_expires_at__lt=now)
+            .only("pk", "railcar_id")
+        )
+        for assignment in stale:
+            Assignment.objects.filter(pk=assignment.pk).update(
+                status=Assignment.Status.EXPIRED, finished_at=now
+            )
+            Railcar.objects.filter(pk=assignment.railcar_id).update(open_slots=F("open_slots") + 1)
+            expired += 1
+        if stale:
+            audit.record(
+                action="assignment.expired",
+                payload={"assignments": [str(a.pk) for a in stale]},
+            )
+    return expired
+
+
+def current_assignment(*, annotator: AbstractBaseUser) -> Assignment | None:
+    return (
+        Assignment.objects.filter(
+            annotator=annotator,
+            status=Assignment.Status.ACTIVE,
+            lease_expires_at__gt=timezone.now(),
+        )
+        .order_by("leased_at")
+        .first()
+    )
+
+
+def next_assignment(*, annotator: AbstractBaseUser) -> Assignment | None:
+    """The annotator's active assignment if they hold one, else a new lease; None when the pool
+    has nothing for them."""
+    held = current_assignment(annotator=annotator)
+    if held is not None:
+        return held
+    expire_leases()
+    lease = timedelta(minutes=int(policy_value(LEASE_MINUTES)))
+    for _attempt in range(5):
+        try:
+            with transaction.atomic():
+                assignment = _take_slot(annotator=annotator, lease=lease)
+        except IntegrityError:
+            # Lost a race the row locks cannot see (the same annotator asking twice at once, a
+            # pseudonym drawn twice): a constraint refused it. Look again.
+            assignment = None
+        if assignment is not None:
+            return assignment
+        held = current_assignment(annotator=annotator)
+        if held is not None:
+            return held
+        if not _candidates(annotator=annotator).exists():
+            return None
+    return current_assignment(annotator=annotator)
+
+
+def _candidates(*, annotator: AbstractBaseUser) -> QuerySet[Railcar]:
+    return (
+        Railcar.objects.filter(status=Railcar.Status.IN_POOL, open_slots__gt=0)
+        .exclude(assignments__annotator=annotator)
+        .order_by("-priority", "created_at", "tiebreak")
+        .only("pk", "raters_needed", "open_slots")
+    )
+
+
+def _take_slot(*, annotator: AbstractBaseUser, lease: timedelta) -> Assignment | None:
+    candidates = _candidates(annotator=annotator)
+    railcar = candidates.select_for_update(skip_locked=True).first()
+    if railcar is None:
+        # Every candidate is locked by a concurrent request: wait for the first one instead of
+        # answering "no work" while slots remain. PostgreSQL re-checks the row once the lock is
+        # granted, so a railcar filled meanwhile is skipped (then the caller looks again).
+        railcar = candidates.select_for_update().first()
+    if railcar is None:
+        return None
+    taken = set(
+        Assignment.objects.filter(railcar=railcar, status__in=Assignment.HOLDING).values_list(
+            "slot", flat=True
+        )
+    )
+    slot = next(s for s in range(1, railcar.raters_needed + 1) if s not in taken)
+    now = timezone.now()
+    assignment = Assignment.objects.create(
+        railcar=railcar,
+        annotator=annotator,
+        slot=slot,
+        pseudonym=new_pseudonym(),
+        leased_at=now,
+        lease_expires_at=now + lease,
+    )
+    Railcar.objects.filter(pk=railcar.pk).update(open_slots=F("open_slots") - 1)
+    audit.record(
+        action="assignment.leased",
+        actor=annotator,
+        obj=assignment,
+        payload={
+            "railcar": railcar.pk,
+            "slot": slot,
+            "expires_at": assignment.lease_expires_at.isoformat(),
+        },
+    )
+    return assignment
+
+
+def holder_assignment(
+    *, uid: object, annotator: AbstractBaseUser, lock: bool = False
+) -> Assignment:
+    """The assignment `uid` if `annotator` holds it; NotYourAssignment otherwise, whether it does
+    not exist or belongs to someone else (an annotator must not learn which)."""
+    queryset = Assignment.objects.select_related("railcar")
+    if lock:
+        queryset = queryset.select_for_update(of=("self",))
+    assignment = queryset.filter(uid=uid, annotator=annotator).first()
+    if assignment is None:
+        raise NotYourAssignment
+    return assignment
+
+
+def release_assignment(*, uid: object, annotator: AbstractBaseUser, reason: str) -> Assignment:
+    with transaction.atomic():
+        assignment = holder_assignment(uid=uid, annotator=annotator, lock=True)
+        if assignment.status != Assignment.Status.ACTIVE:
+            raise LeaseLost
+        assignment.status = Assignment.Status.RELEASED
+        assignment.release_reason = reason[:200]
+        assignment.finished_at = timezone.now()
+        assignment.save(update_fields=["status", "release_reason", "finished_at"])
+        Railcar.objects.filter(pk=assignment.railcar_id).update(open_slots=F("open_slots") + 1)
+        audit.record(
+            action="assignment.released",
+            actor=annotator,
+            obj=assignment,
+            payload={"reason": assignment.release_reason},
+        )
+    return assignment

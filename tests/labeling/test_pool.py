@@ -1,0 +1,164 @@
+from datetime import timedelta
+
+import pytest
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from labeling import annotation, pool
+from labeling.models import Assignment, Railcar
+from scrapannot.models import AuditEvent
+from tests.concurrency import run_at_once
+from tests.labeling.factories import annotators, pool_railcar
+
+pytestmark = pytest.mark.django_db
+
+
+def test_it_hands_out_the_highest_priority_then_the_oldest_railcar():
+    old = pool_railcar()
+    newer = pool_railcar(created_offset_s=60)
+    urgent = pool_railcar(priority=5.0, created_offset_s=120)
+    a, b, c = annotators(3)
+
+    assert pool.next_assignment(annotator=a).railcar == urgent
+    assert pool.next_assignment(annotator=b).railcar == urgent
+    assert pool.next_assignment(annotator=c).railcar == urgent
+    (d,) = annotators(1, prefix="late")
+    assert pool.next_assignment(annotator=d).railcar == old
+    assert old.created_at < newer.created_at
+
+
+def test_asking_again_returns_the_assignment_already_held():
+    pool_railcar()
+    pool_railcar()
+    (a,) = annotators(1)
+
+    first = pool.next_assignment(annotator=a)
+
+    assert pool.next_assignment(annotator=a) == first
+    assert Assignment.objects.count() == 1
+
+
+def test_each_railcar_gets_n_distinct_annotators_under_different_pseudonyms():
+    railcar = pool_railcar(raters=3)
+    people = annotators(4)
+
+    got = [pool.next_assignment(annotator=p) for p in people]
+
+    assert [g.railcar if g else None for g in got] == [railcar, railcar, railcar, None]
+    assert len({g.pseudonym for g in got[:3]}) == 3
+    assert sorted(g.slot for g in got[:3]) == [1, 2, 3]
+    railcar.refresh_from_db()
+    assert railcar.open_slots == 0
+
+
+def test_it_never_gives_one_railcar_twice_to_one_annotator():
+    railcar = pool_railcar(raters=3)
+    (a,) = annotators(1)
+    first = pool.next_assignment(annotator=a)
+    pool.release_assignment(uid=first.uid, annotator=a, reason="cannot judge")
+
+    assert pool.next_assignment(annotator=a) is None
+    railcar.refresh_from_db()
+    assert railcar.open_slots == 3
+
+
+def test_a_released_slot_goes_to_someone_else():
+    railcar = pool_railcar(raters=1)
+    a, b = annotators(2)
+    held = pool.next_assignment(annotator=a)
+    assert pool.next_assignment(annotator=b) is None
+
+    pool.release_assignment(uid=held.uid, annotator=a, reason="wrong camera angle")
+
+    assert pool.next_assignment(annotator=b).railcar == railcar
+    assert AuditEvent.objects.filter(action="assignment.released").get().actor == a
+
+
+def test_an_abandoned_lease_expires_and_its_slot_returns_to_the_pool():
+    railcar = pool_railcar(raters=1)
+    a, b = annotators(2)
+    held = pool.next_assignment(annotator=a)
+    Assignment.objects.filter(pk=held.pk).update(
+        lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+
+    taken = pool.next_assignment(annotator=b)
+
+    assert taken.railcar == railcar
+    held.refresh_from_db()
+    assert held.status == Assignment.Status.EXPIRED
+    with pytest.raises(pool.LeaseLost):
+        annotation.submit_rating(
+            uid=held.uid, annotator=a, contamination_pct=1, grade="3A", seconds_spent=5
+        )
+
+
+def test_a_late_submission_still_counts_while_nobody_reclaimed_the_slot():
+    pool_railcar(raters=1)
+    (a,) = annotators(1)
+    held = pool.next_assignment(annotator=a)
+    Assignment.objects.filter(pk=held.pk).update(
+        lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+
+    rating, created = annotation.submit_rating(
+        uid=held.uid, annotator=a, contamination_pct=2, grade="3A", seconds_spent=5
+    )
+
+    assert created and rating.assignment == held
+
+
+def test_railcars_outside_the_pool_are_never_handed_out():
+    for status in ("ingested", "checking", "needs_attention", "rated"):
+        Railcar.objects.filter(pk=pool_railcar().pk).update(status=status)
+    (a,) = annotators(1)
+
+    assert pool.next_assignment(annotator=a) is None
+
+
+def test_the_database_refuses_a_second_holder_of_a_slot_or_a_second_lease_for_one_person():
+    railcar = pool_railcar(raters=3)
+    a, b = annotators(2)
+    held = pool.next_assignment(annotator=a)
+    now = timezone.now()
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Assignment.objects.create(
+            railcar=railcar, annotator=b, slot=held.slot, pseudonym="x-y-1",
+            leased_at=now, lease_expires_at=now,
+        )  # fmt: skip
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Assignment.objects.create(
+            railcar=railcar, annotator=a, slot=2, pseudonym="x-y-2",
+            leased_at=now, lease_expires_at=now,
+        )  # fmt: skip
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_requests_from_many_annotators_never_over_assign(on_postgresql):
+    railcars = [pool_railcar(raters=3, with_files=False) for _ in range(5)]
+    people = iter(annotators(24))
+
+    got = run_at_once(lambda: pool.next_assignment(annotator=next(people)), threads=24)
+
+    held = [g for g in got if g is not None]
+    assert len(held) == 15 and got.count(None) == 9
+    for railcar in railcars:
+        assignments = Assignment.objects.filter(railcar=railcar)
+        assert assignments.count() == 3
+        assert assignments.values("annotator").distinct().count() == 3
+        assert sorted(assignments.values_list("slot", flat=True)) == [1, 2, 3]
+        railcar.refresh_from_db()
+        assert railcar.open_slots == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_annotator_asking_many_times_at_once_gets_one_assignment(on_postgresql):
+    for _ in range(4):
+        pool_railcar(raters=3, with_files=False)
+    (a,) = annotators(1)
+
+    got = run_at_once(lambda: pool.next_assignment(annotator=a), threads=8)
+
+    assert Assignment.objects.filter(annotator=a).count() == 1
+    assert {g.pk for g in got} == {Assignment.objects.get().pk}
