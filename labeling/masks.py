@@ -239,27 +239,23 @@ class SamEngine:
         self._embeddings.clear()
 
 
-# GrabCut's cost grows with the pixels it models, so it runs on a downscaled copy of the frame,
-# cropped to the prompt's region and shrunk further when that crop is large; the mask is then
-# scaled back to the frame. These keep a click on a 1920x1080 frame near 100 ms on one core
-# (tests/benchmarks/bench_masks.py).
-WORK_LONG_SIDE = 960
-CROP_MAX_PIXELS = 60_000
+# GrabCut's cost grows with the pixels it models (about 60 ms for 40,000 pixels and three
+# iterations on one core), so it runs on the prompt's region plus a margin of background, cropped
+# from the frame and shrunk to at most CROP_MAX_PIXELS; the mask is scaled back to the frame.
+# Small objects are thus segmented at full resolution (at half resolution, blobs of 70 px were
+# lost outright), large ones downscaled. tests/benchmarks/bench_masks.py measures a click.
+CROP_MAX_PIXELS = 40_000
 GRABCUT_ITERATIONS = 3
-MARGIN = 0.15
-MARGIN_MIN = 8.0
+# The background margin, as a share of the region's long side: GrabCut's background colour
+# model is learnt from it.
+MARGIN = 0.25
+MARGIN_MIN = 12.0
 # Without a box, the object is looked for this far (a share of the frame's short side) around
 # the positive points.
 POINT_REACH = 0.08
 
 
-@dataclass(frozen=True)
-class _WorkImage:
-    image: np.ndarray  # BGR uint8, longest side at most WORK_LONG_SIDE
-    size: tuple[int, int]  # the frame's (H, W)
-
-
-def _decode_work_image(frame: Frame) -> _WorkImage:
+def _decode_bgr(frame: Frame) -> np.ndarray:
     with frame.file.open("rb") as f:
         data = f.read()
     image = cv2.imdecode(
@@ -267,12 +263,7 @@ def _decode_work_image(frame: Frame) -> _WorkImage:
     )
     if image is None:
         raise ValueError(f"frame {frame.pk} cannot be decoded")
-    height, width = image.shape[:2]
-    scale = WORK_LONG_SIDE / max(height, width)
-    if scale < 1:
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-    return _WorkImage(image=image, size=(height, width))
+    return image
 
 
 def _prompt_region(prompts: Prompts, *, width: int, height: int) -> Box:
@@ -289,17 +280,16 @@ def _prompt_region(prompts: Prompts, *, width: int, height: int) -> Box:
     )
 
 
-def grabcut(image: np.ndarray, *, region: Box, prompts: Prompts, scale: float) -> np.ndarray:
-    """GrabCut of `image` (BGR) for the prompts; a uint8 0/255 mask of the image's size.
+def grabcut(image: np.ndarray, *, prompts: Prompts) -> np.ndarray:
+    """GrabCut of an H x W x 3 image for the prompts: an H x W bool mask.
 
-    `region` (the box, or the reach around the positive points) and the prompts are in frame
-    pixels, `scale` maps them onto `image`. Inside the region is probably object, outside
+    Inside the box (or the reach around the positive points) is probably object, outside it
     certainly background, and each point a disk of certain object or background: GrabCut's
     rectangle initialisation with the points added, so one call serves every kind of prompt.
+    With positive points, only the parts connected to one of them are kept: the object clicked.
     """
     h, w = image.shape[:2]
-    x0, y0, x1, y1 = (v * scale for v in region)
-    # A margin of background around the region, for GrabCut's background colour model.
+    x0, y0, x1, y1 = _prompt_region(prompts, width=w, height=h)
     margin = max(MARGIN_MIN, MARGIN * max(x1 - x0, y1 - y0))
     cx0, cy0 = max(0, math.floor(x0 - margin)), max(0, math.floor(y0 - margin))
     cx1, cy1 = min(w, math.ceil(x1 + margin)), min(h, math.ceil(y1 + margin))
@@ -308,6 +298,8 @@ def grabcut(image: np.ndarray, *, region: Box, prompts: Prompts, scale: float) -
     if shrink < 1:
         size = (max(1, round(crop.shape[1] * shrink)), max(1, round(crop.shape[0] * shrink)))
         crop = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
+    else:
+        crop = np.ascontiguousarray(crop)
     fx, fy = crop.shape[1] / (cx1 - cx0), crop.shape[0] / (cy1 - cy0)
 
     seeds = np.full(crop.shape[:2], cv2.GC_BGD, np.uint8)
@@ -321,19 +313,29 @@ def grabcut(image: np.ndarray, *, region: Box, prompts: Prompts, scale: float) -
         seeds[[0, -1], :] = cv2.GC_PR_BGD
         seeds[:, [0, -1]] = cv2.GC_PR_BGD
     radius = max(2, round(0.04 * min(ry1 - ry0, rx1 - rx0)))
+    positive = []
     for (px, py), label in zip(prompts.points, prompts.labels, strict=True):
-        centre = (round((px * scale - cx0) * fx), round((py * scale - cy0) * fy))
+        centre = (
+            min(crop.shape[1] - 1, max(0, round((px - cx0) * fx))),
+            min(crop.shape[0] - 1, max(0, round((py - cy0) * fy))),
+        )
         cv2.circle(seeds, centre, radius, cv2.GC_FGD if label else cv2.GC_BGD, thickness=-1)
+        if label:
+            positive.append(centre)
 
     background, foreground = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     cv2.grabCut(
         crop, seeds, None, background, foreground, GRABCUT_ITERATIONS, cv2.GC_INIT_WITH_MASK
     )
-    fg = np.where((seeds == cv2.GC_FGD) | (seeds == cv2.GC_PR_FGD), 255, 0).astype(np.uint8)
-    out = np.zeros((h, w), np.uint8)
+    fg = ((seeds == cv2.GC_FGD) | (seeds == cv2.GC_PR_FGD)).astype(np.uint8)
+    if positive:
+        _, parts = cv2.connectedComponents(fg, connectivity=8)
+        clicked = [parts[y, x] for x, y in positive if parts[y, x]]
+        fg = np.isin(parts, clicked).astype(np.uint8)
     if shrink < 1:
-        fg = cv2.resize(fg, (cx1 - cx0, cy1 - cy0), interpolation=cv2.INTER_LINEAR)
-    out[cy0:cy1, cx0:cx1] = fg
+        fg = cv2.resize(fg * 255, (cx1 - cx0, cy1 - cy0), interpolation=cv2.INTER_LINEAR) >= 128
+    out = np.zeros((h, w), bool)
+    out[cy0:cy1, cx0:cx1] = fg.astype(bool)
     return out
 
 
@@ -343,19 +345,16 @@ class GrabCutEngine:
     name = "grabcut"
 
     def __init__(self) -> None:
-        self._images: _Lru[str, _WorkImage] = _Lru(CACHE_ENTRIES)
+        # Decoded frames (6 MiB at 1920x1080): the next click on the frame skips the decode.
+        self._images: _Lru[str, np.ndarray] = _Lru(CACHE_ENTRIES)
 
     def predict(self, *, frame: Frame, prompts: Prompts) -> MaskResult:
         sha = _content_sha(frame)
-        work = self._images.get_or_load(sha, lambda: _decode_work_image(frame))
-        height, width = work.size
+        image = self._images.get_or_load(sha, lambda: _decode_bgr(frame))
+        height, width = image.shape[:2]
         prompts.check(width=width, height=height)
-        scale = work.image.shape[1] / width
-        region = _prompt_region(prompts, width=width, height=height)
-        small = grabcut(work.image, region=region, prompts=prompts, scale=scale)
-        if small.shape != (height, width):
-            small = cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
-        return _result(small >= 128, score=1.0, engine=self.name)
+        # GrabCut has no confidence of its own.
+        return _result(grabcut(image, prompts=prompts), score=1.0, engine=self.name)
 
     def clear(self) -> None:
         self._images.clear()

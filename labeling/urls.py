@@ -1,11 +1,14 @@
 from django.urls import path
 
 from labeling import annotation_apis as ann
-from labeling import apis, views
+from labeling import annotation_views, apis, views
 
 app_name = "labeling"
 
 api_urlpatterns = [
+    path("annotate/", annotation_views.queue, name="queue"),
+    path("annotate/next/", annotation_views.take_next, name="take-next"),
+    path("annotate/<uuid:uid>/", annotation_views.workspace, name="workspace"),
     path("unloadings/", apis.UnloadingCreateApi.as_view(), name="unloading-create"),
     path("assignments/next/", ann.NextAssignmentApi.as_view(), name="assignment-next"),
     path("assignments/<uuid:uid>/", ann.AssignmentDetailApi.as_view(), name="assignment-detail"),
@@ -28,6 +31,9 @@ api_urlpatterns = [
 ]
 
 urlpatterns = [
+    path("annotate/", annotation_views.queue, name="queue"),
+    path("annotate/next/", annotation_views.take_next, name="take-next"),
+    path("annotate/<uuid:uid>/", annotation_views.workspace, name="workspace"),
     path("ops/quality/", views.quality_ops, name="quality-ops"),
     path("ops/quality/rejudge/", views.rejudge_quality, name="quality-rejudge"),
     path("ops/frames/<uuid:uid>/thumbnail.jpg", views.frame_thumbnail, name="frame-thumbnail"),

@@ -1,0 +1,41 @@
+"""The annotator's pages: the queue and the workspace. Thin: the workspace loads its data from
+the annotator API (labeling/annotation_apis.py) with the page's session."""
+
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from labeling import pool
+from labeling.models import FailureCode, Grade
+from scrapannot.roles import Role, role_required
+
+
+@require_GET
+@role_required(Role.ANNOTATOR)
+def queue(request: HttpRequest) -> HttpResponse:
+    held = pool.current_assignment(annotator=request.user)
+    return render(request, "labeling/queue.html", {"held": held})
+
+
+@require_POST
+@role_required(Role.ANNOTATOR)
+def take_next(request: HttpRequest) -> HttpResponse:
+    assignment = pool.next_assignment(annotator=request.user)
+    if assignment is None:
+        return render(request, "labeling/queue.html", {"held": None, "empty": True})
+    return redirect("labeling:workspace", uid=assignment.uid)
+
+
+@require_GET
+@role_required(Role.ANNOTATOR)
+def workspace(request: HttpRequest, uid: str) -> HttpResponse:
+    try:
+        assignment = pool.holder_assignment(uid=uid, annotator=request.user)
+    except pool.NotYourAssignment as exc:
+        raise Http404 from exc
+    context = {
+        "assignment": assignment,
+        "failure_codes": FailureCode.choices,
+        "grades": Grade.choices,
+    }
+    return render(request, "labeling/workspace.html", context)
