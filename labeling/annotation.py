@@ -12,6 +12,9 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
+from labeling import masks
+from labeling import rle as rle_codec
+from labeling.masks import MaskResult
 from labeling.models import Assignment, Frame, FrameExclusion, Mask, Railcar, Rating
 from labeling.pool import LeaseLost, NotYourAssignment, holder_assignment
 from labeling.signals import railcar_rated
@@ -99,29 +102,54 @@ def include_frame(*, uid: object, annotator: AbstractBaseUser, frame_uid: object
             )
 
 
+def propose_mask(
+    *, uid: object, annotator: AbstractBaseUser, frame_uid: object, prompts: Any
+) -> MaskResult:
+    """A mask for the prompts, not kept (the annotator accepts it or clicks on).
+    ValueError, with a message, for prompts that do not fit the frame."""
+    assignment = active_assignment(uid=uid, annotator=annotator)
+    frame = assignment_frame(assignment=assignment, frame_uid=frame_uid)
+    parsed = masks.Prompts.from_json(prompts, width=frame.width, height=frame.height)
+    return masks.predict_mask(frame=frame, prompts=parsed)
+
+
 def save_mask(
     *,
     uid: object,
     annotator: AbstractBaseUser,
     frame_uid: object,
-    rle: dict[str, Any],
-    prompts: dict[str, Any],
+    rle: Any,
+    prompts: Any,
     engine: str,
-    area: int,
 ) -> Mask:
-    """Keep an accepted mask. The caller has decoded and checked `rle` against the frame."""
+    """Keep an accepted mask. ValueError when the RLE or the prompts do not fit the frame."""
     with transaction.atomic():
         assignment = active_assignment(uid=uid, annotator=annotator, lock=True)
         frame = assignment_frame(assignment=assignment, frame_uid=frame_uid)
+        parsed = masks.Prompts.from_json(prompts, width=frame.width, height=frame.height)
+        size = rle.get("size") if isinstance(rle, dict) else None
+        if size != [frame.height, frame.width]:
+            # Checked before decoding: a forged size must not make us allocate a huge mask.
+            raise ValueError(f"the mask must be {frame.height} x {frame.width} (size [h, w])")
+        pixels = masks.mask_from_rle(rle)
+        area = int(pixels.sum())
+        if area == 0:
+            raise ValueError("the mask is empty")
         mask = Mask.objects.create(
-            assignment=assignment, frame=frame, rle=rle, prompts=prompts, engine=engine[:80],
-            area=area,
+            # Re-encoded: whatever form of RLE came in, the stored one is compressed COCO RLE.
+            assignment=assignment, frame=frame, rle=rle_codec.encode(pixels),
+            prompts=parsed.as_json(), engine=engine[:80], area=area,
         )  # fmt: skip
         audit.record(
             action="mask.saved",
             actor=annotator,
             obj=mask,
-            payload={"frame": frame.pk, "engine": mask.engine, "area": area, "prompts": prompts},
+            payload={
+                "frame": frame.pk,
+                "engine": mask.engine,
+                "area": area,
+                "prompts": mask.prompts,
+            },
         )
     return mask
 
@@ -201,6 +229,7 @@ def _close_if_fully_rated(*, railcar_id: int) -> None:
 
 __all__ = [
     "FrameNotInAssignment", "LeaseLost", "NotYourAssignment", "active_assignment",
-    "assignment_frame", "delete_mask", "exclude_frame", "include_frame", "save_mask",
+    "assignment_frame", "delete_mask", "exclude_frame", "include_frame", "propose_mask",
+    "save_mask",
     "submit_rating", "workspace_layers",
 ]  # fmt: skip

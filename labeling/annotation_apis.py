@@ -172,6 +172,64 @@ class RatingApi(AnnotatorApi):
         )
 
 
+class MaskProposalInputSerializer(serializers.Serializer):
+    prompts = serializers.JSONField(
+        help_text="{points: [[x, y], ...], labels: [1|0, ...], box: [x0, y0, x1, y1] | null}"
+    )
+
+
+class MaskProposalOutputSerializer(serializers.Serializer):
+    rle = serializers.JSONField()
+    area = serializers.IntegerField()
+    score = serializers.FloatField()
+    engine = serializers.CharField()
+
+
+def _bad_input(field: str, exc: ValueError) -> Response:
+    return Response({field: [str(exc)]}, status=status.HTTP_400_BAD_REQUEST)
+
+
+class MaskProposalApi(AnnotatorApi):
+    @extend_schema(request=MaskProposalInputSerializer, responses=MaskProposalOutputSerializer)
+    def post(self, request: Request, uid: str, frame_uid: str) -> Response:
+        data = MaskProposalInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            result = annotation.propose_mask(
+                uid=uid, annotator=request.user, frame_uid=frame_uid, **data.validated_data
+            )
+        except ValueError as exc:
+            return _bad_input("prompts", exc)
+        return Response(MaskProposalOutputSerializer(result).data)
+
+
+class MaskCreateInputSerializer(serializers.Serializer):
+    rle = serializers.JSONField()
+    prompts = serializers.JSONField()
+    engine = serializers.CharField(max_length=80)
+
+
+class MaskCreateApi(AnnotatorApi):
+    @extend_schema(request=MaskCreateInputSerializer, responses={201: MaskOutputSerializer})
+    def post(self, request: Request, uid: str, frame_uid: str) -> Response:
+        data = MaskCreateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            mask = annotation.save_mask(
+                uid=uid, annotator=request.user, frame_uid=frame_uid, **data.validated_data
+            )
+        except ValueError as exc:
+            return _bad_input("rle", exc)
+        return Response(MaskOutputSerializer(mask).data, status=status.HTTP_201_CREATED)
+
+
+class MaskDeleteApi(AnnotatorApi):
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, uid: str, mask_uid: str) -> Response:
+        annotation.delete_mask(uid=uid, annotator=request.user, mask_uid=mask_uid)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
 class FrameImageApi(AnnotatorApi):
     """The frame's stored bytes (metadata already stripped at ingest), for its holder only."""
 

@@ -24,6 +24,21 @@ api_urlpatterns = [
         name="assignment-frame-image",
     ),
     path(
+        "assignments/<uuid:uid>/frames/<uuid:frame_uid>/mask-proposals/",
+        ann.MaskProposalApi.as_view(),
+        name="assignment-mask-proposal",
+    ),
+    path(
+        "assignments/<uuid:uid>/frames/<uuid:frame_uid>/masks/",
+        ann.MaskCreateApi.as_view(),
+        name="assignment-mask-create",
+    ),
+    path(
+        "assignments/<uuid:uid>/masks/<uuid:mask_uid>/",
+        ann.MaskDeleteApi.as_view(),
+        name="assignment-mask-delete",
+    ),
+    path(
         "assignments/<uuid:uid>/frames/<uuid:frame_uid>/exclusion/",
         ann.FrameExclusionApi.as_view(),
         name="assignment-frame-exclusion",

@@ -203,3 +203,81 @@ def test_a_double_click_sent_twice_at_once_records_one_rating(on_postgresql):
 
     assert sorted(statuses) == [200] * 5 + [201]
     assert Rating.objects.count() == 1
+
+
+def _mask_urls(uid, frame) -> tuple[str, str]:
+    base = f"/api/v1/assignments/{uid}/frames/{frame.uid}"
+    return f"{base}/mask-proposals/", f"{base}/masks/"
+
+
+def test_an_annotator_proposes_accepts_and_deletes_a_mask():
+    railcar = pool_railcar()
+    (a,) = annotators(1)
+    uid = pool.next_assignment(annotator=a).uid
+    frame = railcar.frames.first()
+    propose, create = _mask_urls(uid, frame)
+    prompts = {"points": [[40, 25]], "labels": [1], "box": [20, 10, 70, 45]}
+
+    proposal = api(a).post(propose, {"prompts": prompts}, format="json")
+
+    assert proposal.status_code == 200, proposal.content
+    body = proposal.json()
+    assert body["rle"]["size"] == [54, 96] and body["area"] > 0
+    saved = api(a).post(
+        create, {"rle": body["rle"], "prompts": prompts, "engine": body["engine"]}, format="json"
+    )
+    assert saved.status_code == 201
+    mask = Assignment.objects.get(uid=uid).masks.get()
+    assert mask.area == body["area"] and mask.prompts["box"] == [20, 10, 70, 45]
+    assert AuditEvent.objects.get(action="mask.saved").payload["area"] == body["area"]
+    deleted = api(a).delete(f"/api/v1/assignments/{uid}/masks/{mask.uid}/")
+    assert deleted.status_code == 204 and not Assignment.objects.get(uid=uid).masks.exists()
+
+
+@pytest.mark.parametrize(
+    "prompts",
+    [
+        {"points": [[1e9, 5]], "labels": [1]},
+        {"points": [["nan", 5]], "labels": [1]},
+        {"points": [[5, 5]], "labels": [7]},
+        {"points": [[5, 5]] * 100, "labels": [1] * 100},
+        {"points": [], "labels": []},
+        {"box": [50, 10, 20, 40]},
+        "not an object",
+    ],
+)
+def test_nonsense_prompts_get_a_400(prompts):
+    railcar = pool_railcar()
+    (a,) = annotators(1)
+    uid = pool.next_assignment(annotator=a).uid
+    propose, _ = _mask_urls(uid, railcar.frames.first())
+
+    response = api(a).post(propose, {"prompts": prompts}, format="json")
+
+    assert response.status_code == 400
+    assert "prompts" in response.json()
+
+
+@pytest.mark.parametrize(
+    "rle",
+    [
+        {"size": [100000, 100000], "counts": "0"},
+        {"size": [54, 96], "counts": "garbage!"},
+        {"size": [54, 96], "counts": [10, 10]},
+        {"size": [54, 96], "counts": [54 * 96]},
+        "not an rle",
+    ],
+    ids=["forged size", "bad string", "short counts", "empty mask", "not an object"],
+)
+def test_a_forged_or_broken_mask_is_refused(rle):
+    railcar = pool_railcar()
+    (a,) = annotators(1)
+    uid = pool.next_assignment(annotator=a).uid
+    _, create = _mask_urls(uid, railcar.frames.first())
+
+    response = api(a).post(
+        create, {"rle": rle, "prompts": {"box": [1, 1, 20, 20]}, "engine": "grabcut"}, format="json"
+    )
+
+    assert response.status_code == 400
+    assert not Assignment.objects.get(uid=uid).masks.exists()
