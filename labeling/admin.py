@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.http import HttpRequest
 
-from labeling.models import Frame, FrameCheck, Layer, Railcar
+from labeling.models import Assignment, Frame, FrameCheck, Layer, Railcar, Rating
 
 
 class IngestOnly:
@@ -54,3 +54,25 @@ class FrameAdmin(IngestOnly, admin.ModelAdmin):
     search_fields = ["railcar__real_id", "content_sha256", "declared_sha256", "uid"]
     list_select_related = ["railcar", "layer__railcar"]
     readonly_fields = [f.name for f in Frame._meta.fields]
+
+
+class RatingInline(admin.StackedInline):
+    model = Rating
+    fields = ["contamination_pct", "grade", "seconds_spent", "submitted_at"]
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(Assignment)
+class AssignmentAdmin(IngestOnly, admin.ModelAdmin):
+    """For admins: who holds what. Annotators never reach the Django admin."""
+
+    list_display = ["pseudonym", "railcar", "annotator", "slot", "status", "lease_expires_at"]
+    list_filter = ["status"]
+    search_fields = ["pseudonym", "railcar__real_id", "annotator__username", "uid"]
+    list_select_related = ["railcar", "annotator"]
+    readonly_fields = [f.name for f in Assignment._meta.fields]
+    inlines = [RatingInline]

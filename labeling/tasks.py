@@ -9,7 +9,7 @@ from typing import Any
 
 from celery import shared_task
 
-from labeling import pipeline
+from labeling import pipeline, pool
 
 # Storage hiccups (a network filesystem, S3) may pass; a missing file does not (handled inside).
 TRANSIENT = (ConnectionError, TimeoutError)
@@ -47,6 +47,11 @@ def embed_keyframes(railcar_id: int) -> int:
 @shared_task(name="labeling.rejudge_quality", acks_late=True, soft_time_limit=3540, time_limit=3600)
 def rejudge_quality() -> int:
     return pipeline.rejudge_all()
+
+
+@shared_task(name="labeling.expire_leases", acks_late=True, soft_time_limit=50, time_limit=60)
+def expire_leases() -> int:
+    return pool.expire_leases()
 
 
 def enqueue_quality_checks(sender: Any = None, *, railcar_id: int, **kwargs: Any) -> None:

@@ -162,3 +162,23 @@ def test_one_annotator_asking_many_times_at_once_gets_one_assignment(on_postgres
 
     assert Assignment.objects.filter(annotator=a).count() == 1
     assert {g.pk for g in got} == {Assignment.objects.get().pk}
+
+
+def test_a_scheduled_task_returns_abandoned_leases_every_minute():
+    from django_celery_beat.models import PeriodicTask
+
+    from labeling.tasks import expire_leases
+
+    railcar = pool_railcar(raters=1)
+    (a,) = annotators(1)
+    held = pool.next_assignment(annotator=a)
+    Assignment.objects.filter(pk=held.pk).update(
+        lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+
+    assert expire_leases.apply().get() == 1
+
+    railcar.refresh_from_db()
+    assert railcar.open_slots == 1
+    task = PeriodicTask.objects.get(task="labeling.expire_leases")
+    assert (task.interval.every, task.interval.period) == (1, "minutes")
