@@ -31,7 +31,7 @@ from labeling import sam
 from labeling.models import Frame
 
 MAX_POINTS = 32
-# Loaded embeddings (4 MiB each as float32) and decoded work images kept per process.
+# Loaded embeddings (4 MiB each) and decoded frames (6 MiB at 1920x1080) kept per process.
 CACHE_ENTRIES = 8
 
 Box = tuple[float, float, float, float]
@@ -226,25 +226,26 @@ class SamEngine:
         predictor = sam.predictor_from_embedding(embedding=embedding)
         # Multimask even for box + point: SAM's three candidates with its own quality score
         # pick the right scale of an ambiguous click; the best-scored one is kept.
-        masks, scores, _ = predictor.predict(
+        candidates, scores, _ = predictor.predict(
             point_coords=np.asarray(prompts.points, np.float32) if prompts.points else None,
             point_labels=np.asarray(prompts.labels, np.int32) if prompts.points else None,
             box=np.asarray(prompts.box, np.float32) if prompts.box is not None else None,
             multimask_output=True,
         )
         best = int(np.argmax(scores))
-        return _result(masks[best], score=float(scores[best]), engine=f"sam:{key}")
+        return _result(candidates[best], score=float(scores[best]), engine=f"sam:{key}")
 
     def clear(self) -> None:
         self._embeddings.clear()
 
 
-# GrabCut's cost grows with the pixels it models (about 60 ms for 40,000 pixels and three
-# iterations on one core), so it runs on the prompt's region plus a margin of background, cropped
-# from the frame and shrunk to at most CROP_MAX_PIXELS; the mask is scaled back to the frame.
-# Small objects are thus segmented at full resolution (at half resolution, blobs of 70 px were
-# lost outright), large ones downscaled. tests/benchmarks/bench_masks.py measures a click.
-CROP_MAX_PIXELS = 40_000
+# GrabCut's cost grows with the pixels it models (about 30 ms for 25,000 pixels and three
+# iterations on one core, twice that for 40,000), so it runs on the prompt's region plus a margin
+# of background, cropped from the frame and shrunk to at most CROP_MAX_PIXELS; the mask is scaled
+# back to the frame. Small objects are thus segmented at full resolution (on a frame halved to
+# 960 px, blobs 70 px wide were lost outright), large ones downscaled.
+# tests/benchmarks/bench_masks.py measures a click.
+CROP_MAX_PIXELS = 30_000
 GRABCUT_ITERATIONS = 3
 # The background margin, as a share of the region's long side: GrabCut's background colour
 # model is learnt from it.
@@ -345,7 +346,7 @@ class GrabCutEngine:
     name = "grabcut"
 
     def __init__(self) -> None:
-        # Decoded frames (6 MiB at 1920x1080): the next click on the frame skips the decode.
+        # The next click on the frame skips the decode.
         self._images: _Lru[str, np.ndarray] = _Lru(CACHE_ENTRIES)
 
     def predict(self, *, frame: Frame, prompts: Prompts) -> MaskResult:
