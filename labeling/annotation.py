@@ -160,13 +160,9 @@ def delete_mask(*, uid: object, annotator: AbstractBaseUser, mask_uid: object) -
         mask = Mask.objects.filter(uid=mask_uid, assignment=assignment).first()
         if mask is None:
             raise FrameNotInAssignment
-        audit.record(
-            action="mask.deleted",
-            actor=annotator,
-            obj=mask,
-            payload={"frame": mask.frame_id, "area": mask.area},
-        )
+        payload = {"frame": mask.frame_id, "area": mask.area, "mask": str(mask.uid)}
         mask.delete()
+        audit.record(action="mask.deleted", actor=annotator, obj=assignment, payload=payload)
 
 
 def submit_rating(
@@ -198,6 +194,9 @@ def submit_rating(
         assignment.status = Status.SUBMITTED
         assignment.finished_at = now
         assignment.save(update_fields=["status", "finished_at"])
+        # Lock order: the railcar row before the audit chain's lock, as every other writer
+        # (the pool takes the railcar row, then records) does; the other way round deadlocks.
+        closed = _close_if_fully_rated(railcar_id=assignment.railcar_id)
         audit.record(
             action="rating.submitted",
             actor=annotator,
@@ -211,20 +210,24 @@ def submit_rating(
                 "masks": assignment.masks.count(),
             },
         )
-        _close_if_fully_rated(railcar_id=assignment.railcar_id)
+        if closed is not None:
+            audit.record(
+                action="railcar.rated", obj=closed, payload={"ratings": closed.raters_needed}
+            )
+            transaction.on_commit(lambda: railcar_rated.send(sender=Railcar, railcar_id=closed.pk))
     return rating, True
 
 
-def _close_if_fully_rated(*, railcar_id: int) -> None:
+def _close_if_fully_rated(*, railcar_id: int) -> Railcar | None:
+    """Mark the railcar rated once its last needed rating is in; the railcar if so."""
     railcar = Railcar.objects.select_for_update().get(pk=railcar_id)
     if railcar.status != Railcar.Status.IN_POOL:
-        return
+        return None
     if Rating.objects.filter(railcar_id=railcar_id).count() < railcar.raters_needed:
-        return
+        return None
     railcar.status = Railcar.Status.RATED
     railcar.save(update_fields=["status"])
-    audit.record(action="railcar.rated", obj=railcar, payload={"ratings": railcar.raters_needed})
-    transaction.on_commit(lambda: railcar_rated.send(sender=Railcar, railcar_id=railcar_id))
+    return railcar
 
 
 __all__ = [

@@ -69,7 +69,11 @@ def record(
     payload: dict[str, Any] | None = None,
 ) -> AuditEvent:
     """Append one event. Call it inside the transaction that does the audited change, so that
-    the event and the change commit or roll back together."""
+    the event and the change commit or roll back together.
+
+    The chain's lock is held until that transaction commits: take every row lock the transaction
+    needs *before* the first `record`, or two transactions can deadlock (one holding a row and
+    waiting for the chain, the other holding the chain and waiting for the row)."""
     # Round-trip through JSON so the hash is computed over exactly what the database returns.
     clean_payload = json.loads(canonical_json(payload or {}))
     label = actor_label or (actor.get_username() if actor is not None else SYSTEM)

@@ -1,0 +1,111 @@
+// The workspace's keyboard: one table serves both the key handling and the help overlay, so the
+// help can never list a key that does nothing. Two keys take a second key: x (failure code) and
+// g (grade); the second key must follow within PREFIX_MS.
+
+import { isTyping } from "./canvas.js";
+
+const PREFIX_MS = 2500;
+
+// [group, keys as shown, what it does]
+export const HELP = [
+  ["Masks", "Click", "point on the inclusion"],
+  ["Masks", "Shift-click · Alt-click · right click", "point on the background"],
+  ["Masks", "Drag", "box around the inclusion"],
+  ["Masks", "Enter", "accept the proposed mask"],
+  ["Masks", "z · Backspace", "undo the last point or box"],
+  ["Masks", "Esc", "clear the points and box"],
+  ["Masks", "Delete", "delete the selected mask"],
+  ["Frames", "n · →", "next frame"],
+  ["Frames", "p · ←", "previous frame"],
+  ["Frames", "↓ · ↑", "next / previous layer"],
+  ["Frames", "x then 1–8", "exclude the frame with a failure code; on an excluded frame, x includes it again"],
+  ["View", "+ · − · wheel", "zoom in / out"],
+  ["View", "0", "fit the frame"],
+  ["View", "Space-drag · middle drag", "pan"],
+  ["Rating", "c", "type the contamination %"],
+  ["Rating", "g then 1–4", "choose the grade"],
+  ["Rating", "Ctrl-Enter", "submit the rating"],
+  ["Help", "?", "show or hide these shortcuts"],
+];
+
+export function renderHelp(container) {
+  const groups = new Map();
+  for (const [group, keys, what] of HELP) {
+    if (!groups.has(group)) groups.set(group, []);
+    groups.get(group).push([keys, what]);
+  }
+  for (const [group, rows] of groups) {
+    const section = document.createElement("section");
+    const title = document.createElement("h3");
+    title.textContent = group;
+    const list = document.createElement("dl");
+    for (const [keys, what] of rows) {
+      const dt = document.createElement("dt");
+      keys.split(" · ").forEach((alternative, i) => {
+        if (i) dt.append(" ");
+        alternative.split(" then ").forEach((k, j) => {
+          if (j) dt.append(" then ");
+          const kbd = document.createElement("kbd");
+          kbd.textContent = k;
+          dt.append(kbd);
+        });
+      });
+      const dd = document.createElement("dd");
+      dd.textContent = what;
+      list.append(dt, dd);
+    }
+    section.append(title, list);
+    container.append(section);
+  }
+}
+
+// `act(name, arg)` runs an action; `onPrefix(name | null)` shows a pending x or g; while
+// `paused()` (a dialog is open) only ? works, and the dialog keeps Esc and Tab.
+export function bindShortcuts({ act, onPrefix, paused }) {
+  let prefix = null;
+  let timer = null;
+  const setPrefix = (name) => {
+    prefix = name;
+    clearTimeout(timer);
+    if (name) timer = setTimeout(() => setPrefix(null), PREFIX_MS);
+    onPrefix(name);
+  };
+
+  window.addEventListener("keydown", (e) => {
+    if (e.defaultPrevented || e.isComposing) return;
+    if (paused()) {
+      if (e.key === "?") run(e, "help");
+      return;
+    }
+    const mod = e.ctrlKey || e.metaKey;
+    if (mod && e.key === "Enter") return run(e, "submit");
+    if (e.key === "Escape" && prefix) return run(e, () => setPrefix(null));
+    if (isTyping(e.target)) {
+      if (e.key === "Escape") e.target.blur();
+      return;
+    }
+    if (mod || (e.altKey && e.key !== "Alt")) return;
+    if (prefix && /^[1-9]$/.test(e.key)) {
+      const name = prefix;
+      setPrefix(null);
+      return run(e, name === "x" ? "excludeAs" : "grade", Number(e.key));
+    }
+    if (prefix) setPrefix(null);
+    const name = {
+      Enter: "accept", z: "undo", Backspace: "undo", Escape: "clear", Delete: "deleteMask",
+      n: "nextFrame", ArrowRight: "nextFrame", p: "previousFrame", ArrowLeft: "previousFrame",
+      ArrowDown: "nextLayer", ArrowUp: "previousLayer", "+": "zoomIn", "=": "zoomIn",
+      "-": "zoomOut", 0: "fit", c: "focusContamination", "?": "help",
+    }[e.key];
+    if (e.key === "x") return run(e, () => act("exclude") && setPrefix("x"));
+    if (e.key === "g") return run(e, () => setPrefix("g"));
+    if (name) return run(e, name);
+  });
+
+  function run(e, action, arg) {
+    // A focused button would also take Enter or Space: the shortcut wins.
+    e.preventDefault();
+    if (typeof action === "function") action();
+    else act(action, arg);
+  }
+}

@@ -1,0 +1,321 @@
+// The annotation workspace: loads the assignment from the annotator API and wires the filmstrip,
+// the viewer, the mask tool, exclusions, the rating form and the keyboard together. An exclusion
+// or a mask is saved the moment it is made, so a closed tab loses nothing but the open prompts.
+
+import { api } from "./api.js";
+import { Viewer } from "./canvas.js";
+import { Filmstrip, frameList } from "./filmstrip.js";
+import { MaskTool } from "./masktool.js";
+import { renderPanel } from "./panel.js";
+import { RatingForm } from "./rating.js";
+import { maskCanvas } from "./rle.js";
+import { bindShortcuts, renderHelp } from "./shortcuts.js";
+import { ActiveTimer, clock } from "./timer.js";
+
+const $ = (id) => document.getElementById(id);
+const root = $("workspace");
+const base = root.dataset.assignmentUrl;
+const urls = {
+  image: (f) => `${base}frames/${f}/image/`,
+  exclusion: (f) => `${base}frames/${f}/exclusion/`,
+  proposal: (f) => `${base}frames/${f}/mask-proposals/`,
+  masks: (f) => `${base}frames/${f}/masks/`,
+  mask: (m) => `${base}masks/${m}/`,
+  rating: `${base}rating/`,
+};
+const MASK_FILL = [251, 191, 36, 100];
+const MASK_EDGE = [254, 240, 138, 255];
+
+const state = {
+  frames: [], current: 0, exclusions: new Map(), masks: [], selected: null,
+  prefix: null, done: false, saving: false,
+};
+const images = new Map();
+const overlays = new Map();
+const codeButtons = [...$("ws-codes").querySelectorAll("button")];
+const codeLabel = (code) => codeButtons.find((b) => b.dataset.code === code)?.dataset.label || code;
+const current = () => state.frames[state.current];
+
+const tool = new MaskTool({ url: urls.proposal, onChange: () => render(), onError: fail });
+const viewer = new Viewer($("ws-canvas"), {
+  onPoint: (point, label) => prompt(() => tool.addPoint(point, label)),
+  onBox: (box) => prompt(() => tool.setBox(box)),
+  onZoom: (scale) => { $("ws-zoom").textContent = `${Math.round(scale * 100)} %`; },
+});
+const rating = new RatingForm({
+  url: urls.rating, seconds: () => (timer ? timer.seconds : 0), onDone: finish, onError: fail,
+});
+let filmstrip = null;
+let timer = null;
+let flashTimer = null;
+
+function flash(message, kind = "info") {
+  const status = $("ws-status");
+  status.textContent = message;
+  status.dataset.kind = kind;
+  clearTimeout(flashTimer);
+  flashTimer = setTimeout(() => { status.textContent = ""; }, kind === "error" ? 9000 : 3500);
+}
+
+function fail(error) {
+  if (error.leaseGone) {
+    state.done = true;
+    $("ws-gone").hidden = false;
+    rating.close();
+    timer?.stop();
+  } else {
+    flash(error.message, "error");
+  }
+}
+
+function prompt(change) {
+  if (state.done) return;
+  if (state.exclusions.has(current().id)) {
+    flash("This frame is excluded: include it again (x) to draw masks on it.");
+    return;
+  }
+  change();
+}
+
+function image(id) {
+  if (!images.has(id)) {
+    images.set(id, new Promise((resolve, reject) => {
+      const img = new Image();
+      img.onload = () => resolve(img);
+      img.onerror = () => {
+        images.delete(id);
+        reject(new Error("The frame image could not be loaded; try the frame again."));
+      };
+      img.src = urls.image(id);
+    }));
+  }
+  return images.get(id);
+}
+
+function overlay(mask) {
+  if (!overlays.has(mask.id)) overlays.set(mask.id, maskCanvas(mask.rle, MASK_FILL, MASK_EDGE));
+  return overlays.get(mask.id);
+}
+
+async function showFrame(index) {
+  if (index < 0 || index >= state.frames.length) return;
+  const before = viewer.size;
+  const keepView = before && !viewer.isFit();
+  state.current = index;
+  state.selected = null;
+  tool.reset(current().id);
+  render();
+  let img;
+  try {
+    img = await image(current().id);
+  } catch (error) {
+    flash(error.message, "error");
+    return;
+  }
+  if (state.current !== index) return;
+  // Frames of one railcar share a size: keep the zoom the annotator chose while comparing them.
+  const same = keepView && before.width === img.naturalWidth && before.height === img.naturalHeight;
+  viewer.show({ image: img, key: current().id }, { fit: !same });
+  render();
+  for (const next of [index + 1, index - 1]) {
+    if (state.frames[next]) image(state.frames[next].id).catch(() => {});
+  }
+}
+
+function moveLayer(step) {
+  const target = current().layerPos + step;
+  const index = state.frames.findIndex((f) => f.layerPos === target);
+  if (index >= 0) showFrame(index);
+}
+
+function render() {
+  const frame = current();
+  if (!frame) return;
+  const masks = state.masks.filter((m) => m.frame === frame.id);
+  renderPanel({ state, frame, masks, tool, codeLabel, layers: filmstrip.layers.length });
+  filmstrip.update(state.current, {
+    excluded: (id) => state.exclusions.get(id)?.code || null,
+    maskCount: (id) => state.masks.filter((m) => m.frame === id).length,
+  });
+  const fresh = tool.proposal && JSON.stringify(tool.proposal.prompts) === JSON.stringify(tool.prompts);
+  viewer.show({
+    overlays: [
+      ...masks.map((m) => ({ canvas: overlay(m), alpha: m.id === state.selected ? 1 : 0.6 })),
+      ...(tool.proposal ? [{ canvas: tool.proposal.canvas, alpha: fresh ? 1 : 0.5 }] : []),
+    ],
+    prompts: tool.prompts,
+    dim: state.exclusions.has(frame.id),
+  });
+}
+
+// One change is saved at a time, in the order the annotator made them.
+async function saving(work) {
+  if (state.done) return;
+  if (state.saving) {
+    flash("Still saving the last change; try again in a moment.");
+    return;
+  }
+  state.saving = true;
+  try {
+    await work();
+  } catch (error) {
+    fail(error);
+  } finally {
+    state.saving = false;
+    render();
+  }
+}
+
+const exclude = (code) => saving(async () => {
+  const frame = current();
+  const note = $("ws-note").value.trim();
+  const exclusion = await api(urls.exclusion(frame.id), { method: "PUT", body: { code, note } });
+  state.exclusions.set(frame.id, exclusion);
+  $("ws-note").value = "";
+  tool.reset(frame.id);
+  flash(`Frame excluded: ${codeLabel(code)}`);
+});
+
+const include = () => saving(async () => {
+  const frame = current();
+  await api(urls.exclusion(frame.id), { method: "DELETE" });
+  state.exclusions.delete(frame.id);
+  flash("Frame included again");
+});
+
+const accept = () => saving(async () => {
+  const frameId = tool.frameId;
+  if (!tool.ready) {
+    flash("Add a point on the inclusion, or a box, first.");
+    return;
+  }
+  const proposal = await tool.settled();
+  if (!proposal || tool.frameId !== frameId) return;
+  if (!proposal.area) {
+    flash("The proposal is empty: move the point or the box.");
+    return;
+  }
+  const { rle, prompts, engine } = proposal;
+  const mask = await api(urls.masks(frameId), { method: "POST", body: { rle, prompts, engine } });
+  state.masks.push(mask);
+  state.selected = mask.id;
+  tool.reset(frameId);
+  flash(`Mask saved (${mask.area.toLocaleString()} px)`);
+});
+
+const deleteMask = (id = state.selected) => {
+  if (!id) {
+    flash("Select a mask in the list first.");
+    return;
+  }
+  return saving(async () => {
+    await api(urls.mask(id), { method: "DELETE" });
+    state.masks = state.masks.filter((m) => m.id !== id);
+    overlays.delete(id);
+    if (state.selected === id) state.selected = null;
+    flash("Mask deleted");
+  });
+};
+
+function finish(recorded) {
+  state.done = true;
+  tool.reset(null);
+  rating.close();
+  const seconds = timer ? timer.seconds : 0;
+  timer?.stop();
+  $("ws-done-summary").textContent =
+    `${$("ws-pseudonym").textContent}: contamination ${recorded.contamination_pct} %, ` +
+    `grade ${recorded.grade}` + (seconds ? `, ${clock(seconds)} of active time.` : ".");
+  $("ws-done").hidden = false;
+  render();
+  $("ws-next").focus();
+}
+
+function toggleHelp() {
+  const help = $("ws-help");
+  if (help.open) help.close();
+  else help.showModal();
+}
+
+const actions = {
+  accept, undo: () => tool.undo(), deleteMask, submit: () => rating.submit(), help: toggleHelp,
+  clear: () => {
+    if (!tool.empty) tool.clear();
+    else if (state.selected) { state.selected = null; render(); }
+  },
+  nextFrame: () => showFrame(state.current + 1),
+  previousFrame: () => showFrame(state.current - 1),
+  nextLayer: () => moveLayer(1),
+  previousLayer: () => moveLayer(-1),
+  zoomIn: () => viewer.zoomCentre(1.25),
+  zoomOut: () => viewer.zoomCentre(0.8),
+  fit: () => viewer.fit(),
+  focusContamination: () => rating.focusContamination(),
+  exclude: () => {
+    if (!state.exclusions.has(current().id)) return true; // wait for the code
+    include();
+    return false;
+  },
+  excludeAs: (n) => codeButtons[n - 1] && exclude(codeButtons[n - 1].dataset.code),
+  grade: (n) => {
+    const grade = rating.chooseGrade(n);
+    if (grade) flash(`Grade ${grade}`);
+  },
+};
+
+function wire() {
+  bindShortcuts({
+    act: (name, arg) => (state.done && name !== "help" ? false : actions[name](arg)),
+    onPrefix: (prefix) => {
+      if (state.done) return;
+      state.prefix = prefix;
+      if (prefix) flash(prefix === "x" ? "Exclude as: press 1–8" : "Grade: press 1–4");
+      render();
+    },
+    paused: () => $("ws-help").open,
+  });
+  codeButtons.forEach((b) => b.addEventListener("click", () => exclude(b.dataset.code)));
+  $("ws-include").addEventListener("click", () => include());
+  $("ws-accept").addEventListener("click", () => accept());
+  $("ws-undo").addEventListener("click", () => tool.undo());
+  $("ws-clear").addEventListener("click", () => tool.clear());
+  $("ws-help-open").addEventListener("click", toggleHelp);
+  $("ws-help-close").addEventListener("click", toggleHelp);
+  $("ws-masks").addEventListener("click", (e) => {
+    const button = e.target.closest("button[data-mask]");
+    if (!button) return;
+    if (button.dataset.action === "delete") deleteMask(button.dataset.mask);
+    else state.selected = state.selected === button.dataset.mask ? null : button.dataset.mask;
+    render();
+  });
+  renderHelp($("ws-shortcuts"));
+}
+
+async function start() {
+  wire();
+  let data;
+  try {
+    data = await api(base);
+  } catch (error) {
+    fail(error);
+    $("ws-where").textContent = "The railcar could not be loaded.";
+    return;
+  }
+  state.frames = frameList(data.layers);
+  for (const exclusion of data.exclusions) state.exclusions.set(exclusion.frame, exclusion);
+  state.masks = data.masks;
+  filmstrip = new Filmstrip($("ws-strip"), { frames: state.frames, imageUrl: urls.image, onPick: showFrame });
+  filmstrip.mount();
+  if (data.rating) return finish(data.rating);
+  if (data.status !== "active") return fail({ leaseGone: true });
+  const until = new Date(data.expires_at).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  $("ws-timer").parentElement.title += `. The lease on it runs until ${until}.`;
+  timer = new ActiveTimer(root.dataset.key, (s) => { $("ws-timer").textContent = clock(s); });
+  if (!state.frames.length) {
+    $("ws-where").textContent = "This railcar has no eligible frames to show.";
+    return;
+  }
+  await showFrame(0);
+}
+
+start();
