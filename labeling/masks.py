@@ -15,20 +15,35 @@ Seed 001 (Scrap-SAM-CLIP) found a box plus one positive point the most robust pr
 the annotation page asks for that, but any points and/or a box are accepted.
 """
 
+from __future__ import annotations
+
 import math
 import numbers
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import cv2
 import numpy as np
 
 from labeling import rle as rle_codec
-from labeling import sam
 from labeling.models import Frame
+from labeling.sam_settings import sam_enabled
+
+if TYPE_CHECKING:
+    from labeling import sam as sam_types
+
+
+def _sam() -> ModuleType:
+    """segment-anything, imported on first use: a web worker that only routes railcars and
+    records ratings never loads torch (seconds of start-up and hundreds of MB per worker)."""
+    from labeling import sam
+
+    return sam
+
 
 MAX_POINTS = 32
 # Loaded embeddings (4 MiB each) and decoded frames (6 MiB at 1920x1080) kept per process.
@@ -86,7 +101,7 @@ class Prompts:
     box: Box | None = None
 
     @classmethod
-    def from_json(cls, data: Any, *, width: int, height: int) -> "Prompts":
+    def from_json(cls, data: Any, *, width: int, height: int) -> Prompts:
         """Parse `{"points": [[x, y], ...], "labels": [1, 0, ...], "box": [x0, y0, x1, y1]}`
         ("box" optional or null) for a width x height frame; ValueError says what is wrong."""
         if not isinstance(data, dict):
@@ -195,22 +210,22 @@ class SamEngine:
     """Segment-anything on the frame's cached image embedding: a click runs the decoder only."""
 
     def __init__(self) -> None:
-        self._embeddings: _Lru[tuple[str, str], sam.FrameEmbedding] = _Lru(CACHE_ENTRIES)
+        self._embeddings: _Lru[tuple[str, str], sam_types.FrameEmbedding] = _Lru(CACHE_ENTRIES)
 
     @property
     def name(self) -> str:
-        return f"sam:{sam.model_key()}"
+        return f"sam:{_sam().model_key()}"
 
-    def _embedding(self, frame: Frame, key: str) -> sam.FrameEmbedding:
+    def _embedding(self, frame: Frame, key: str) -> sam_types.FrameEmbedding:
         sha = _content_sha(frame)
 
-        def load() -> sam.FrameEmbedding:
-            embedding = sam.load_embedding(content_sha256=sha)
+        def load() -> sam_types.FrameEmbedding:
+            embedding = _sam().load_embedding(content_sha256=sha)
             if embedding is None:
                 # Not precomputed yet (the railcar just entered the pool) or unreadable: this
                 # click pays for the image encoder once, and stores the result for the others.
-                sam.ensure_embedding(frame=frame)
-                embedding = sam.load_embedding(content_sha256=sha)
+                _sam().ensure_embedding(frame=frame)
+                embedding = _sam().load_embedding(content_sha256=sha)
             if embedding is None:
                 raise RuntimeError(f"the SAM embedding of frame {frame.pk} cannot be stored")
             return embedding
@@ -219,11 +234,11 @@ class SamEngine:
         return self._embeddings.get_or_load((key, sha), load)
 
     def predict(self, *, frame: Frame, prompts: Prompts) -> MaskResult:
-        key = sam.model_key()
+        key = _sam().model_key()
         embedding = self._embedding(frame, key)
         height, width = embedding.original_size
         prompts.check(width=width, height=height)
-        predictor = sam.predictor_from_embedding(embedding=embedding)
+        predictor = _sam().predictor_from_embedding(embedding=embedding)
         # Multimask even for box + point: SAM's three candidates with its own quality score
         # pick the right scale of an ambiguous click; the best-scored one is kept.
         candidates, scores, _ = predictor.predict(
@@ -367,7 +382,7 @@ _grabcut_engine = GrabCutEngine()
 
 def engine() -> MaskEngine:
     """SAM when a checkpoint is configured (or the tiny test model), GrabCut otherwise."""
-    return _sam_engine if sam.sam_enabled() else _grabcut_engine
+    return _sam_engine if sam_enabled() else _grabcut_engine
 
 
 def predict_mask(*, frame: Frame, prompts: Prompts) -> MaskResult:

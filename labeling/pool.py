@@ -82,8 +82,8 @@ def next_assignment(*, annotator: AbstractBaseUser) -> Assignment | None:
     held = current_assignment(annotator=annotator)
     if held is not None:
         return held
-    expire_leases()
     lease = timedelta(minutes=int(policy_value(LEASE_MINUTES)))
+    expired_swept = False
     for _attempt in range(5):
         try:
             with transaction.atomic():
@@ -98,7 +98,11 @@ def next_assignment(*, annotator: AbstractBaseUser) -> Assignment | None:
         if held is not None:
             return held
         if not _candidates(annotator=annotator).exists():
-            return None
+            # Abandoned leases go back every minute (beat); when the pool looks empty, sweep
+            # now rather than keep an annotator waiting for the schedule.
+            if expired_swept or not expire_leases():
+                return None
+            expired_swept = True
     return current_assignment(annotator=annotator)
 
 

@@ -43,6 +43,7 @@ from segment_anything.modeling import (
 )
 
 from labeling.models import Frame
+from labeling.sam_settings import sam_enabled as sam_enabled  # re-exported
 
 logger = logging.getLogger(__name__)
 
@@ -82,12 +83,6 @@ class _Config:
     # (inode, size, mtime_ns) of the checkpoint: a replaced file is loaded, and keyed, afresh.
     stamp: tuple[int, int, int] | None
     device: str
-
-
-def sam_enabled() -> bool:
-    """True when a checkpoint is configured, or the model is the tiny one (which needs none)."""
-    model_type = getattr(settings, "SAM_MODEL_TYPE", "vit_b")
-    return model_type == "tiny" or bool(getattr(settings, "SAM_CHECKPOINT", ""))
 
 
 def _config() -> _Config:

@@ -10,6 +10,7 @@ from typing import Any
 from celery import shared_task
 
 from labeling import pipeline, pool
+from labeling.sam_settings import sam_enabled
 
 # Storage hiccups (a network filesystem, S3) may pass; a missing file does not (handled inside).
 TRANSIENT = (ConnectionError, TimeoutError)
@@ -59,7 +60,5 @@ def enqueue_quality_checks(sender: Any = None, *, railcar_id: int, **kwargs: Any
 
 
 def enqueue_embeddings(sender: Any = None, *, railcar_id: int, **kwargs: Any) -> None:
-    from labeling.sam import sam_enabled
-
     if sam_enabled():
         embed_keyframes.delay(railcar_id)

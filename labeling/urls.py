@@ -6,9 +6,6 @@ from labeling import annotation_views, apis, views
 app_name = "labeling"
 
 api_urlpatterns = [
-    path("annotate/", annotation_views.queue, name="queue"),
-    path("annotate/next/", annotation_views.take_next, name="take-next"),
-    path("annotate/<uuid:uid>/", annotation_views.workspace, name="workspace"),
     path("unloadings/", apis.UnloadingCreateApi.as_view(), name="unloading-create"),
     path("assignments/next/", ann.NextAssignmentApi.as_view(), name="assignment-next"),
     path("assignments/<uuid:uid>/", ann.AssignmentDetailApi.as_view(), name="assignment-detail"),
