@@ -365,11 +365,15 @@ def leaks(text: str, forbidden: dict[str, str], *, sent: Iterable[str] = ()) -> 
 _CSRF = re.compile(r'(csrfmiddlewaretoken" value="|csrftoken=)[^";\s]+')
 
 
-def answer(response: Any, sent: list[str]) -> tuple[int, str, str, str]:
-    """What must not differ between a victim's id and an id from nowhere."""
+def answer(response: Any, sent: list[str], path: str) -> tuple[int, str, str, str]:
+    """What must not differ between a victim's id and an id from nowhere. The requested path is
+    masked whole first (a redirect's `next=` repeats it): masking its ids one by one would also
+    hit a short id ("38") inside a longer one (a uuid ending in "f538")."""
     body = _CSRF.sub(r"\1*", raw(response).decode("latin-1"))
     location = response.get("Location", "")
-    for value in sent:
+    for whole in (path, quote(path, safe="/"), quote(path, safe="")):
+        body, location = body.replace(whole, "{path}"), location.replace(whole, "{path}")
+    for value in sorted(sent, key=len, reverse=True):
         body, location = body.replace(value, "{}"), location.replace(value, "{}")
     return response.status_code, response.get("Content-Type", ""), location, body
 
@@ -437,8 +441,8 @@ class Probe:
             base_path = route.template.format(**nowhere)
             if base_path not in baselines:
                 base = call(client, method, base_path)
-                baselines[base_path] = answer(base, list(nowhere.values()))
-            got, expected = answer(response, list(ids.values())), baselines[base_path]
+                baselines[base_path] = answer(base, list(nowhere.values()), base_path)
+            got, expected = answer(response, list(ids.values()), path), baselines[base_path]
             if got != expected:
                 self.problems.append(
                     f"{where}: answers {got[0]} {got[3][:200]!r}; an id from nowhere gets "
