@@ -42,7 +42,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.benchmarks.common import describe_machine, setup_django
+from tests.benchmarks.common import describe_machine, setup_django, wait_for_port
 
 setup_django()
 
@@ -158,17 +158,7 @@ def gunicorn(config: ServerConfig, *, app: str) -> Iterator[int]:
     with tempfile.TemporaryFile("w+") as log:
         server = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                if server.poll() is not None:
-                    raise RuntimeError(f"gunicorn exited with {server.returncode}")
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.2)
+            wait_for_port(server, port)
             yield port
         finally:
             server.terminate()

@@ -46,6 +46,7 @@ from tests.benchmarks.common import (
     print_table,
     setup_django,
     timed,
+    wait_for_port,
 )
 
 setup_django()
@@ -197,17 +198,7 @@ def gunicorn_server(*, media_root: Path) -> Iterator[int]:
         command, cwd=REPO_ROOT, env=os.environ | {"MEDIA_ROOT": str(media_root)}
     )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if server.poll() is not None:
-                raise RuntimeError(f"gunicorn exited with {server.returncode}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+        wait_for_port(server, port)
         yield port
     finally:
         server.terminate()

@@ -6,7 +6,9 @@ the same inputs, and reports each figure as the median of several rounds.
 
 import os
 import platform
+import socket
 import statistics
+import subprocess
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -129,3 +131,18 @@ def print_table(
             f"{row.name:<{width}}  {row.per_item * 1e3:9.2f}  {spread}  "
             f"{row.rate:9.1f}  {ratio(row, baseline):9.2f}x"
         )
+
+
+def wait_for_port(server: "subprocess.Popen[bytes]", port: int, *, timeout: float = 60) -> None:
+    """Block until `server` accepts connections on `port`; raise if it exits or times out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if server.poll() is not None:
+            raise RuntimeError(f"server exited with {server.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
