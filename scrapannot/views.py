@@ -45,10 +45,6 @@ def policies(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, f"{key} saved.")
         return redirect("policies")
-    rows = [
-        {"policy": p, "value": value}
-        for p, value in (
-            (p, policy.policy_values(p.key)[p.key]) for p in policy.registered().values()
-        )
-    ]
+    values = policy.policy_values()  # every policy in one query
+    rows = [{"policy": p, "value": values[p.key]} for p in policy.registered().values()]
     return render(request, "scrapannot/policies.html", {"rows": rows})
