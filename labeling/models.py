@@ -21,6 +21,10 @@ class Railcar(models.Model):
         IN_POOL = "in_pool", "in pool"
         NEEDS_ATTENTION = "needs_attention", "needs attention"
         RATED = "rated", "rated by all its raters"
+        # Set by adjudication: the ratings disagree and a senior inspector decides.
+        IN_ADJUDICATION = "in_adjudication", "awaiting adjudication"
+        # Set by adjudication: the railcar has a final label (consensus or adjudicated).
+        LABELED = "labeled", "final label set"
 
     uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     real_id = models.CharField("plant railcar id", max_length=64, db_index=True)

@@ -19,13 +19,20 @@ from scrapannot.models import PolicySetting
 
 @dataclass(frozen=True)
 class Policy:
+    """A numeric policy with bounds, or (with `choices`) one of a few named options."""
+
     key: str
-    default: float | int
+    default: float | int | str
     description: str
     minimum: float | None = None
     maximum: float | None = None
+    choices: tuple[str, ...] = ()
 
-    def clean(self, value: Any) -> float | int:
+    def clean(self, value: Any) -> float | int | str:
+        if self.choices:
+            if not isinstance(value, str) or value.strip() not in self.choices:
+                raise ValidationError(f"{self.key}: one of {', '.join(self.choices)}")
+            return value.strip()
         kind = type(self.default)
         if isinstance(value, bool) or not isinstance(value, int | float | str):
             raise ValidationError(f"{self.key}: expected a number")
@@ -56,7 +63,7 @@ def registered() -> Mapping[str, Policy]:
     return _REGISTRY
 
 
-def policy_values(prefix: str = "") -> dict[str, float | int]:
+def policy_values(prefix: str = "") -> dict[str, float | int | str]:
     """Current values of every registered policy under `prefix`, in one query."""
     values = {k: p.default for k, p in _REGISTRY.items() if k.startswith(prefix)}
     for key, value in PolicySetting.objects.filter(key__startswith=prefix).values_list(
@@ -67,7 +74,7 @@ def policy_values(prefix: str = "") -> dict[str, float | int]:
     return values
 
 
-def policy_value(key: str) -> float | int:
+def policy_value(key: str) -> float | int | str:
     return policy_values(key)[key]
 
 

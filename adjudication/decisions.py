@@ -1,0 +1,114 @@
+"""A senior inspector's decision on an adjudication case: the final label, with a rationale."""
+
+from decimal import Decimal
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from adjudication.models import AdjudicationCase, Consensus, FinalLabel, RationaleCode
+from labeling.annotation_models import Grade
+from labeling.models import Railcar, Rating
+from scrapannot import audit
+
+
+class CaseClosed(Exception):
+    """The case was decided or withdrawn meanwhile (another inspector, a re-applied policy)."""
+
+
+class OwnRating(Exception):
+    """An inspector may not adjudicate a railcar they rated themselves."""
+
+
+def open_cases():
+    """The queue: most disagreement first, then oldest."""
+    return (
+        AdjudicationCase.objects.filter(status=AdjudicationCase.Status.OPEN)
+        .select_related("railcar", "railcar__consensus")
+        .order_by("-disagreement", "opened_at", "id")
+    )
+
+
+def decide(
+    *,
+    case_id: int,
+    actor: AbstractBaseUser,
+    contamination_pct: Decimal,
+    grade: str,
+    rationale_code: str,
+    note: str = "",
+) -> FinalLabel:
+    if grade not in Grade.values:
+        raise ValueError(f"unknown grade {grade!r}")
+    if rationale_code not in RationaleCode.values:
+        raise ValueError(f"unknown rationale code {rationale_code!r}")
+    if not Decimal("0") <= contamination_pct <= Decimal("100"):
+        raise ValueError("contamination must be between 0 and 100")
+    if rationale_code == RationaleCode.OTHER and not note.strip():
+        raise ValueError("the rationale 'other' needs a note")
+    now = timezone.now()
+    with transaction.atomic():
+        railcar_id = AdjudicationCase.objects.values_list("railcar_id", flat=True).get(pk=case_id)
+        # Lock order as in aggregation: railcar, case, then the audit chain.
+        railcar = Railcar.objects.select_for_update().get(pk=railcar_id)
+        case = AdjudicationCase.objects.select_for_update().get(pk=case_id)
+        if case.status != AdjudicationCase.Status.OPEN:
+            raise CaseClosed
+        ratings = list(Rating.objects.filter(railcar=railcar).order_by("id"))
+        if any(r.annotator_id == actor.pk for r in ratings):
+            raise OwnRating
+        consensus = Consensus.objects.filter(railcar=railcar).first()
+        label = FinalLabel.objects.create(
+            railcar=railcar,
+            contamination_pct=contamination_pct.quantize(Decimal("0.1")),
+            grade=grade,
+            source=FinalLabel.Source.ADJUDICATION,
+            method="adjudication",
+            std_pct=consensus.std_pct if consensus is not None else 0.0,
+            case=case,
+            provenance={
+                "ratings": [
+                    {
+                        "rating": r.pk,
+                        "contamination_pct": str(r.contamination_pct),
+                        "grade": r.grade,
+                    }
+                    for r in ratings
+                ],
+                "consensus": None
+                if consensus is None
+                else {
+                    "mean_pct": consensus.mean_pct,
+                    "std_pct": consensus.std_pct,
+                    "std_kind": consensus.std_kind,
+                    "calibrated_pct": consensus.calibrated_pct,
+                    "grade_votes": consensus.grade_votes,
+                    "std_threshold": consensus.std_threshold,
+                    "reasons": consensus.reasons,
+                },
+                "rationale_code": rationale_code,
+                "note": note,
+            },
+            decided_at=now,
+            decided_by=actor,
+        )
+        label.ratings.set(ratings)
+        case.status, case.closed_at, case.decided_by = AdjudicationCase.Status.DECIDED, now, actor
+        case.rationale_code, case.note = rationale_code, note
+        case.save()
+        railcar.status = Railcar.Status.LABELED
+        railcar.save(update_fields=["status"])
+        audit.record(
+            action="adjudication.decided",
+            actor=actor,
+            obj=case,
+            payload={
+                "railcar": railcar.pk,
+                "contamination_pct": str(label.contamination_pct),
+                "grade": grade,
+                "rationale_code": rationale_code,
+                "note": note,
+                "final_label": label.pk,
+            },
+        )
+    return label
