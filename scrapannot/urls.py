@@ -18,6 +18,8 @@ urlpatterns = [
     path("audit/", views.audit_trail, name="audit-trail"),
     path("policies/", views.policies, name="policies"),
     path("", include("labeling.urls")),
+    path("", include("adjudication.urls")),
+    path("", include("mlloop.urls")),
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),

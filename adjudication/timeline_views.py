@@ -1,0 +1,11 @@
+"""Placeholder until its helper writes it: every view answers 501."""
+
+from django.http import HttpResponse
+
+
+def railcars(request, *args, **kwargs):  # noqa: ARG001
+    return HttpResponse("not built yet", status=501)
+
+
+def timeline(request, *args, **kwargs):  # noqa: ARG001
+    return HttpResponse("not built yet", status=501)

@@ -1,0 +1,21 @@
+from django.urls import path
+
+from adjudication import agreement_views, case_views, timeline_views
+
+app_name = "adjudication"
+
+urlpatterns = [
+    path("adjudication/", case_views.queue, name="queue"),
+    path("adjudication/reapply/", case_views.reapply, name="reapply"),
+    path("adjudication/cases/<int:case_id>/", case_views.case, name="case"),
+    path(
+        "adjudication/cases/<int:case_id>/frames/<uuid:frame_uid>/image/",
+        case_views.frame_image,
+        name="case-frame-image",
+    ),
+    path("adjudication/agreement/", agreement_views.agreement, name="agreement"),
+    path("ops/railcars/", timeline_views.railcars, name="railcars"),
+    path(
+        "ops/railcars/<int:railcar_id>/timeline/", timeline_views.timeline, name="railcar-timeline"
+    ),
+]
