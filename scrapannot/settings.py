@@ -194,6 +194,9 @@ CELERY_TASK_ROUTES = {
     "labeling.check_railcar_quality": {"queue": "quality"},
     "labeling.rejudge_quality": {"queue": "quality"},
     "labeling.embed_keyframes": {"queue": "embeddings"},
+    # Training and scoring hold a model and many CPU cores for minutes: a queue of their own.
+    "mlloop.train_model": {"queue": "training"},
+    "mlloop.score_railcars": {"queue": "training"},
 }
 CELERY_TIMEZONE = TIME_ZONE
 
@@ -215,6 +218,18 @@ SAM_CHECKPOINT = os.environ.get("SAM_CHECKPOINT", "")
 SAM_MODEL_TYPE = os.environ.get("SAM_MODEL_TYPE", "vit_b")
 SAM_DEVICE = os.environ.get("SAM_DEVICE", "cpu")
 TORCH_NUM_THREADS = env_int("TORCH_NUM_THREADS", 0)  # 0: torch's default
+
+# The learning loop (mlloop.config reads these; seed 000, sections 3 and 5). Pretrained backbone
+# weights come from a local file or not at all: nothing is downloaded.
+MLLOOP = {
+    "BACKBONE": os.environ.get("MLLOOP_BACKBONE", "resnet18"),
+    "PRETRAINED_WEIGHTS": os.environ.get("MLLOOP_PRETRAINED_WEIGHTS", ""),
+    "IMAGE_SIZE": env_int("MLLOOP_IMAGE_SIZE", 224),
+    "BAG_SIZE": env_int("MLLOOP_BAG_SIZE", 4),
+    "LAMBDA": env_float("MLLOOP_LAMBDA", 0.5),
+    "EPOCHS": env_int("MLLOOP_EPOCHS", 30),
+    "DEVICE": os.environ.get("MLLOOP_DEVICE", "cpu"),
+}
 
 LOGGING = {
     "version": 1,
