@@ -29,7 +29,7 @@ from adjudication.calibration import (
 )
 from adjudication.models import AdjudicationCase, Consensus, FinalLabel, Method
 from adjudication.policies import AggregationPolicy, aggregation_policy
-from labeling.models import Railcar, Rating
+from labeling.models import FrameExclusion, Railcar, Rating
 from scrapannot import audit
 from scrapannot.audit import canonical_json
 
@@ -143,15 +143,36 @@ def _fingerprint(
     return hashlib.sha256(canonical_json(content).encode()).hexdigest()
 
 
+def _excluded_frames(rating_ids: Sequence[int]) -> dict[int, list[list[object]]]:
+    """Per rating, the frames its rater excluded and why: [[frame id, failure code], ...]."""
+    found: dict[int, list[list[object]]] = {pk: [] for pk in rating_ids}
+    rows = (
+        FrameExclusion.objects.filter(assignment__rating__in=rating_ids)
+        .order_by("frame_id")
+        .values_list("assignment__rating", "frame_id", "code")
+    )
+    for rating_id, frame_id, code in rows:
+        found[rating_id].append([frame_id, code])
+    return found
+
+
 def _provenance(
     ratings: Sequence[RatingInput],
     result: Result,
     policy: AggregationPolicy,
     calibrations: dict[int, Calibration],
 ) -> dict[str, object]:
+    excluded = _excluded_frames([r.rating_id for r in ratings])
     return {
+        # Exclusions do not change the rule (each rater rates the frames they kept), but a
+        # label whose raters saw different frames is worth knowing about.
         "ratings": [
-            {"rating": r.rating_id, "contamination_pct": r.contamination_pct, "grade": r.grade}
+            {
+                "rating": r.rating_id,
+                "contamination_pct": r.contamination_pct,
+                "grade": r.grade,
+                "excluded_frames": excluded[r.rating_id],
+            }
             for r in ratings
         ],
         "mean_pct": result.mean_pct,
