@@ -67,7 +67,8 @@ class Result:
         return not self.reasons
 
     def disagreement(self, threshold: float) -> float:
-        spread = self.calibrated_std_pct if self.calibrated_std_pct is not None else self.std_pct
+        # The spread of the method that decided, so the queue order matches the reason.
+        spread = self.calibrated_std_pct if self.method == Method.CALIBRATED else self.std_pct
         ratio = spread / threshold if threshold > 0 else spread
         return round(ratio + (1.0 if not self.majority_grade else 0.0), 6)
 

@@ -1,21 +1,68 @@
 """Rater calibration: each rater reads contamination as offset + scale * truth + noise.
 
-Seed 000 notes that inspectors differ both in offset and in "width of the scale". Removing each
-rater's estimated offset and scale gives the calibrated consensus, offered beside the plain mean
-(policy aggregation.method).
+Seed 000 (section 5) notes that inspectors differ both in offset and in the "width" of their
+scale: the most stable stay within 0.5-1 point of the consensus, others drift 2-3 points. Removing
+each rater's estimated offset and scale gives the calibrated consensus, offered beside the plain
+mean (policy aggregation.method).
+
+The estimator (`fit`) is a one-factor model fitted by EM over every rated railcar jointly:
+
+    rating[r, i] = offset[r] + scale[r] * truth[i] + noise,  noise ~ N(0, noise_sd[r]^2)
+    truth[i] ~ N(mu, tau^2), with mu and tau estimated from the data
+
+- Identifiability: truth is only known up to a shift and a stretch, so after every step the
+  parameters are renormalized to a rating-count-weighted mean offset of 0 and mean scale of 1 (the
+  calibrated consensus then reads on the scale of the average rating, as the plain mean does).
+- Expert anchors: a senior inspector's decision (a current final label of source "adjudication")
+  is a better reading of truth than any consensus, so those railcars enter with their truth known.
+  Once there are at least MIN_ANCHORS of them they also fix the scale, and the renormalization is
+  dropped: the calibrated consensus then reads on the experts' scale. With fewer, they would set a
+  shift and a stretch from a handful of points, so they are left out as anchors (their ratings
+  still count as ordinary ratings).
+- Shrinkage (a MAP fit): each rater's offset has a N(0, PRIOR_OFFSET_SD^2) prior and scale a
+  N(1, PRIOR_SCALE_SD^2) prior, and the noise variance counts PRIOR_NOISE_RATINGS pseudo-ratings
+  at PRIOR_NOISE_SD. A rater with few ratings therefore stays close to "reads as is"; with the
+  hundreds a regular rater has, the data dominate.
+- A railcar rated once and not anchored says nothing about its rater beyond the truth prior, and
+  under a skewed truth distribution it would mostly add bias, so it is left out of the fit.
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection, transaction
+from django.utils import timezone
 
-from adjudication.models import RaterCalibration
+from adjudication.models import FinalLabel, RaterCalibration
+from labeling.models import Rating
+from scrapannot import audit
 
 # Used for a rater with no calibration: read as they are.
 IDENTITY_NOISE_SD = 1.0
 # A scale below this is not trusted (it would blow up the correction): such a rater counts as 1.
+# The estimator never returns a scale below it.
 MIN_SCALE = 0.25
+MAX_SCALE = 4.0
+# A rater needs this many ratings in the fit (on railcars rated twice or more, or anchored) to get
+# a calibration: below it the prior would dominate and the estimate would mostly add noise.
+MIN_RATINGS = 8
+# Expert decisions needed before they, not the average rater, define the scale.
+MIN_ANCHORS = 10
+PRIOR_OFFSET_SD = 0.5
+PRIOR_SCALE_SD = 0.2
+PRIOR_NOISE_SD = 0.5
+PRIOR_NOISE_RATINGS = 4.0
+# Ratings have one decimal: their rounding alone is 0.029 points of noise.
+MIN_NOISE_SD = 0.05
+MIN_TRUTH_SD = 0.05
+MAX_ITERATIONS = 3000
+TOLERANCE = 1e-7
+# Serializes estimate_and_store runs (an arbitrary constant, distinct from the audit chain's).
+_STORE_LOCK_KEY = 0x5C4A_CA1B
+
+Observation = tuple[int, int, float]  # (railcar_id, annotator_id, contamination_pct)
 
 
 @dataclass(frozen=True)
@@ -34,11 +81,224 @@ class Calibration:
     def weight(self) -> float:
         """Inverse variance of a corrected reading: noisy or compressed raters count less."""
         scale = self.scale if self.scale >= MIN_SCALE else 1.0
-        sd = max(self.noise_sd, 0.05)
+        sd = max(self.noise_sd, MIN_NOISE_SD)
         return (scale / sd) ** 2
 
 
 IDENTITY = Calibration()
+
+
+@dataclass(frozen=True)
+class Fit:
+    calibrations: dict[int, Calibration]  # raters with at least min_ratings ratings in the fit
+    n_ratings: dict[int, int]  # ratings each of those raters had in the fit
+    ratings: int
+    railcars: int
+    anchors: int  # expert labels used as known truth (0 when fewer than MIN_ANCHORS)
+    iterations: int
+    converged: bool
+
+
+def _checked(observations: Iterable[Observation]) -> list[Observation]:
+    rows = [(int(c), int(r), float(v)) for c, r, v in observations]
+    for railcar, rater, value in rows:
+        if not np.isfinite(value) or not 0.0 <= value <= 100.0:
+            raise ValueError(f"rating {value!r} of rater {rater} on railcar {railcar} is not 0-100")
+    return rows
+
+
+def fit(
+    observations: Iterable[Observation],
+    *,
+    anchors: Mapping[int, float] | None = None,
+    min_ratings: int = MIN_RATINGS,
+) -> Fit:
+    """Estimate every rater's offset, scale and noise from (railcar, rater, value) triples;
+    `anchors` maps railcar ids to expert-decided truth. Pure: no database."""
+    rows = _checked(observations)
+    rated = {c for c, _, _ in rows}
+    known = {c: float(v) for c, v in (anchors or {}).items() if c in rated}
+    if len(known) < MIN_ANCHORS or np.ptp(list(known.values())) <= 0:
+        known = {}
+    per_railcar: dict[int, int] = {}
+    for c, _, _ in rows:
+        per_railcar[c] = per_railcar.get(c, 0) + 1
+    rows = [row for row in rows if per_railcar[row[0]] >= 2 or row[0] in known]
+    if not rows:
+        return Fit({}, {}, 0, 0, 0, 0, True)
+    car_ids, car = np.unique([c for c, _, _ in rows], return_inverse=True)
+    rater_ids, rater = np.unique([r for _, r, _ in rows], return_inverse=True)
+    y = np.array([v for _, _, v in rows])
+    fixed = np.array([int(c) in known for c in car_ids])
+    truth_fixed = np.array([known.get(int(c), 0.0) for c in car_ids])
+    params, iterations, converged = _em(y, car, rater, fixed, truth_fixed, normalize=not known)
+    counts = np.bincount(rater, minlength=len(rater_ids))
+    calibrations, n_ratings = {}, {}
+    for k, annotator in enumerate(rater_ids):
+        if counts[k] >= min_ratings:
+            offset, scale, noise_sd = (float(p[k]) for p in params)
+            calibrations[int(annotator)] = Calibration(offset, scale, noise_sd)
+            n_ratings[int(annotator)] = int(counts[k])
+    return Fit(calibrations, n_ratings, len(rows), len(car_ids), len(known), iterations, converged)
+
+
+def estimate(
+    observations: Iterable[Observation],
+    *,
+    anchors: Mapping[int, float] | None = None,
+    min_ratings: int = MIN_RATINGS,
+) -> dict[int, Calibration]:
+    """{annotator id: Calibration} for every rater with at least `min_ratings` usable ratings."""
+    return fit(observations, anchors=anchors, min_ratings=min_ratings).calibrations
+
+
+def _em(
+    y: np.ndarray,
+    car: np.ndarray,
+    rater: np.ndarray,
+    fixed: np.ndarray,
+    truth_fixed: np.ndarray,
+    *,
+    normalize: bool,
+) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], int, bool]:
+    n_cars, n_raters = len(fixed), int(rater.max()) + 1
+    counts = np.bincount(rater, minlength=n_raters).astype(float)
+    offset, scale = np.zeros(n_raters), np.ones(n_raters)
+    noise_var = np.full(n_raters, PRIOR_NOISE_SD**2)
+    start = np.bincount(car, y, n_cars) / np.bincount(car, minlength=n_cars)
+    mu, tau_var = float(start.mean()), max(float(start.var()), MIN_TRUTH_SD**2)
+    prior_a, prior_b = 1.0 / PRIOR_OFFSET_SD**2, 1.0 / PRIOR_SCALE_SD**2
+    iterations, change = 0, np.inf
+    while iterations < MAX_ITERATIONS:
+        iterations += 1
+        # E-step: the posterior of each railcar's truth given its ratings.
+        w = scale[rater] / noise_var[rater]
+        precision = 1.0 / tau_var + np.bincount(car, w * scale[rater], n_cars)
+        mean = (mu / tau_var + np.bincount(car, w * (y - offset[rater]), n_cars)) / precision
+        var = 1.0 / precision
+        mean[fixed], var[fixed] = truth_fixed[fixed], 0.0
+        m, v = mean[car], var[car]
+        # M-step: each rater's MAP regression of their ratings on the truth.
+        inv = 1.0 / noise_var
+        s_m = np.bincount(rater, m, n_raters)
+        a11 = counts * inv + prior_a
+        a12 = s_m * inv
+        a22 = np.bincount(rater, m * m + v, n_raters) * inv + prior_b
+        r1 = np.bincount(rater, y, n_raters) * inv
+        r2 = np.bincount(rater, y * m, n_raters) * inv + prior_b
+        det = a11 * a22 - a12 * a12
+        new_scale = np.clip((a11 * r2 - a12 * r1) / det, MIN_SCALE, MAX_SCALE)
+        # Given the (possibly clipped) scale, the offset that minimizes the objective.
+        new_offset = (r1 - new_scale * a12) / a11
+        residual = y - new_offset[rater] - new_scale[rater] * m
+        rss = np.bincount(rater, residual**2 + new_scale[rater] ** 2 * v, n_raters)
+        new_noise_var = (rss + PRIOR_NOISE_RATINGS * PRIOR_NOISE_SD**2) / (
+            counts + PRIOR_NOISE_RATINGS
+        )
+        new_noise_var = np.maximum(new_noise_var, MIN_NOISE_SD**2)
+        mu = float(mean.mean())
+        tau_var = max(float(np.mean((mean - mu) ** 2 + var)), MIN_TRUTH_SD**2)
+        if normalize:
+            # truth' = shift + stretch * truth keeps every rating's fit and puts the average
+            # rater at offset 0, scale 1.
+            shift = float(np.average(new_offset, weights=counts))
+            stretch = float(np.average(new_scale, weights=counts))
+            new_offset = new_offset - new_scale * shift / stretch
+            new_scale = new_scale / stretch
+            mu, tau_var = shift + stretch * mu, max(stretch**2 * tau_var, MIN_TRUTH_SD**2)
+        change = max(
+            float(np.max(np.abs(new_offset - offset))),
+            float(np.max(np.abs(new_scale - scale))),
+            float(np.max(np.abs(np.sqrt(new_noise_var) - np.sqrt(noise_var)))),
+        )
+        offset, scale, noise_var = new_offset, new_scale, new_noise_var
+        if change < TOLERANCE:
+            break
+    params = (offset, np.clip(scale, MIN_SCALE, MAX_SCALE), np.sqrt(noise_var))
+    return params, iterations, change < TOLERANCE
+
+
+def _unchanged(row: RaterCalibration | None, calibration: Calibration, n_ratings: int) -> bool:
+    return (
+        row is not None
+        and row.n_ratings == n_ratings
+        and abs(row.offset - calibration.offset) < 1e-9
+        and abs(row.scale - calibration.scale) < 1e-9
+        and abs(row.noise_sd - calibration.noise_sd) < 1e-9
+    )
+
+
+def _lock_store() -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_STORE_LOCK_KEY])
+
+
+def _latest_rows(annotator_ids: Iterable[int]) -> dict[int, RaterCalibration]:
+    latest: dict[int, RaterCalibration] = {}
+    for row in RaterCalibration.objects.filter(annotator_id__in=list(annotator_ids)).order_by(
+        "annotator_id", "-estimated_at", "-id"
+    ):
+        latest.setdefault(row.annotator_id, row)
+    return latest
+
+
+def estimate_and_store(
+    *, actor: AbstractBaseUser | None = None, actor_label: str | None = None
+) -> list[RaterCalibration]:
+    """Estimate every rater from all ratings in the database (adjudicated final labels as
+    anchors) and store a new calibration for each rater whose estimate changed; one audit event.
+    Returns the current calibration of every calibrated rater, ordered by annotator.
+
+    Re-running on unchanged data writes no rows, so consensus fingerprints stay as they are.
+    Railcars already aggregated keep their consensus; `aggregation.reapply` re-runs the ones not
+    final under the new calibrations."""
+    observations = Rating.objects.values_list("railcar_id", "annotator_id", "contamination_pct")
+    anchors = dict(
+        FinalLabel.objects.filter(
+            source=FinalLabel.Source.ADJUDICATION, superseded_at__isnull=True
+        ).values_list("railcar_id", "contamination_pct")
+    )
+    result = fit(
+        ((c, r, float(v)) for c, r, v in observations.iterator(chunk_size=5000)),
+        anchors={c: float(v) for c, v in anchors.items()},
+    )
+    now = timezone.now()
+    with transaction.atomic():
+        # Two runs at once would both see "no calibration yet" and write twice.
+        _lock_store()
+        latest = _latest_rows(result.calibrations)
+        new_rows = [
+            RaterCalibration(
+                annotator_id=annotator,
+                offset=c.offset,
+                scale=c.scale,
+                noise_sd=c.noise_sd,
+                n_ratings=result.n_ratings[annotator],
+                estimated_at=now,
+            )
+            for annotator, c in sorted(result.calibrations.items())
+            if not _unchanged(latest.get(annotator), c, result.n_ratings[annotator])
+        ]
+        RaterCalibration.objects.bulk_create(new_rows)
+        audit.record(
+            action="calibration.estimated",
+            actor=actor,
+            actor_label=actor_label,
+            payload={
+                "ratings": result.ratings,
+                "railcars": result.railcars,
+                "anchors": result.anchors,
+                "raters": len(result.calibrations),
+                "written": [row.pk for row in new_rows],
+                "unchanged": len(result.calibrations) - len(new_rows),
+                "min_ratings": MIN_RATINGS,
+                "iterations": result.iterations,
+                "converged": result.converged,
+            },
+        )
+        latest.update({row.annotator_id: row for row in new_rows})
+    return [latest[annotator] for annotator in sorted(result.calibrations)]
 
 
 def latest_calibrations(annotator_ids: Iterable[int]) -> dict[int, Calibration]:

@@ -9,7 +9,7 @@ from django.core.management import call_command
 from playwright.sync_api import Page, expect
 from rest_framework.authtoken.models import Token
 
-from labeling.models import Railcar
+from labeling.models import Railcar, Rating
 from scrapannot.demo import DEMO_ACCOUNTS, DEMO_PASSWORD, ensure_demo_users
 from scrapannot.models import AuditEvent
 from scrapannot.roles import Role, user_roles
@@ -91,6 +91,14 @@ def test_the_demo_command_sets_up_users_railcars_and_audit_events_once(tmp_path:
     assert "0 ingested now, 2 were already there." in second.getvalue()
     assert DEMO_PASSWORD in second.getvalue()
     assert "http://127.0.0.1:8000/" in second.getvalue()
+    # Simulated raters rated what reached the pool, once: the second run adds no rating.
+    in_pool_or_later = Railcar.objects.exclude(
+        status__in=[Railcar.Status.NEEDS_ATTENTION, Railcar.Status.CHECKING]
+    ).count()
+    assert in_pool_or_later >= 1
+    assert Rating.objects.count() == 3 * in_pool_or_later
+    assert "simulated raters" in first.getvalue()
+    assert "Simulated raters rate" not in second.getvalue()
 
 
 # --- each role in a browser ------------------------------------------------------------------

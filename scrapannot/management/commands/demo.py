@@ -52,6 +52,13 @@ class Command(BaseCommand):
             default=None,
             help="folder for the synthetic unloadings (default: VAR_DIR/demo-unloadings)",
         )
+        parser.add_argument(
+            "--simulate",
+            type=int,
+            default=24,
+            help="railcars simulated raters rate first, so that adjudication, agreement and "
+            "datasets have something to show (0: none)",
+        )
         parser.add_argument("--addrport", default="127.0.0.1:8000")
         parser.add_argument("--no-serve", action="store_true", help="set everything up, then exit")
 
@@ -69,6 +76,7 @@ class Command(BaseCommand):
 
         folders = self.synthesize(out, options)
         self.ingest(folders)
+        self.simulate(out, options["simulate"])
 
         report = verify_chain()
         self.stdout.write(
@@ -125,6 +133,20 @@ class Command(BaseCommand):
             self.stdout.write("\n".join(lines))
         again = sum(": already ingested " in line for line in lines)
         self.stdout.write(f"{len(lines) - again} ingested now, {again} were already there.")
+
+    def simulate(self, out: Path, railcars: int) -> None:
+        from django.contrib.auth.models import User
+
+        if railcars < 1 or User.objects.filter(username__startswith="sim-rater-").exists():
+            return
+        self.step(f"Simulated raters rate {railcars} railcars (the rest is left for you)")
+        call_command(
+            "simulate_ratings",
+            railcars=railcars,
+            labels=out / LABELS_FILE,
+            i_know_this_is_not_production=True,
+            stdout=self.stdout,
+        )
 
     def print_accounts(self, users: list[DemoUser], *, url: str) -> None:
         rows = [("user", "role", "signs in with")]
