@@ -1,19 +1,368 @@
-"""Placeholder until its helper writes it: every view answers 501."""
+"""The senior inspectors' pages: the adjudication queue, one case with every rating side by side,
+and the decision.
 
-from django.http import HttpResponse
+Raters appear as letters in rating order (Rater A, B, C), never by username, id or pseudonym, so
+that a decision weighs the evidence and not who gave it; the railcar appears by its opaque uid
+only (no plant id, line or camera) so that a supplier or a line cannot anchor the decision. A
+senior inspector who rated a railcar themselves sees none of its figures and cannot decide it.
+"""
+
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Q
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from adjudication import aggregation, decisions
+from adjudication.estimates import model_estimate
+from adjudication.models import AdjudicationCase, Consensus, FinalLabel, RationaleCode
+from labeling.models import FailureCode, Frame, FrameExclusion, Grade, Mask, Rating
+from scrapannot.roles import Role, has_role, role_required
+
+REVIEWERS = (Role.SENIOR_INSPECTOR, Role.ADMIN)
+QUEUE_LIMIT = 200
+RECENT_DAYS = 7
+RECENT_LIMIT = 100
+# One colour per rater letter, in order; the overlays and the table swatches share them. Chosen
+# to stay apart from each other and from grey scrap (blue, orange, green, magenta, ...).
+RATER_COLOURS = ["#3b82f6", "#f97316", "#22c55e", "#e11d48", "#a855f7", "#14b8a6", "#eab308"]
+REASON_LABELS = {
+    aggregation.STD_ABOVE_THRESHOLD: "contamination STD above the threshold",
+    aggregation.NO_GRADE_MAJORITY: "no grade majority",
+}
+Status = AdjudicationCase.Status
 
 
-def queue(request, *args, **kwargs):  # noqa: ARG001
-    return HttpResponse("not built yet", status=501)
+class DecisionForm(forms.Form):
+    contamination_pct = forms.DecimalField(
+        label="Contamination", min_value=0, max_value=100, max_digits=4, decimal_places=1
+    )
+    grade = forms.ChoiceField(choices=Grade.choices, widget=forms.RadioSelect)
+    rationale_code = forms.ChoiceField(
+        label="Rationale", choices=RationaleCode.choices, widget=forms.RadioSelect
+    )
+    note = forms.CharField(max_length=1000, required=False, widget=forms.Textarea)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if data.get("rationale_code") == RationaleCode.OTHER and not data.get("note"):
+            self.add_error("note", "The rationale 'other' needs a note that says why.")
+        return data
 
 
-def reapply(request, *args, **kwargs):  # noqa: ARG001
-    return HttpResponse("not built yet", status=501)
+def rater_letter(position: int) -> str:
+    """A, B, ..., Z, AA, AB, ...: the rater's place in rating order."""
+    letters = ""
+    position += 1
+    while position:
+        position, rest = divmod(position - 1, 26)
+        letters = chr(ord("A") + rest) + letters
+    return letters
 
 
-def case(request, *args, **kwargs):  # noqa: ARG001
-    return HttpResponse("not built yet", status=501)
+def rated_by(user: AbstractBaseUser, railcar_ids: list[int]) -> set[int]:
+    return set(
+        Rating.objects.filter(annotator=user, railcar_id__in=railcar_ids).values_list(
+            "railcar_id", flat=True
+        )
+    )
 
 
-def frame_image(request, *args, **kwargs):  # noqa: ARG001
-    return HttpResponse("not built yet", status=501)
+def next_case(
+    user: AbstractBaseUser, *, after: AdjudicationCase | None = None
+) -> AdjudicationCase | None:
+    """The open case this user should look at next, in queue order: the first one, or the one
+    after `after` (wrapping round). Cases of railcars the user rated are skipped."""
+    cases = decisions.open_cases().exclude(railcar__ratings__annotator=user)
+    if after is None:
+        return cases.first()
+    d, opened = after.disagreement, after.opened_at
+    later = cases.filter(
+        Q(disagreement__lt=d)
+        | Q(disagreement=d, opened_at__gt=opened)
+        | Q(disagreement=d, opened_at=opened, id__gt=after.pk)
+    ).first()
+    return later or cases.exclude(pk=after.pk).first()
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    case: AdjudicationCase
+    consensus: Consensus | None
+    own: bool  # the viewer rated this railcar: no figures, no link
+    reasons: list[str]
+
+
+def _consensus(case: AdjudicationCase) -> Consensus | None:
+    return Consensus.objects.filter(railcar_id=case.railcar_id).first()
+
+
+def _reasons(codes: list[str]) -> list[str]:
+    return [REASON_LABELS.get(code, code) for code in codes]
+
+
+def _int_param(request: HttpRequest, name: str, default: int, *, low: int, high: int) -> int:
+    try:
+        return max(low, min(high, int(request.GET.get(name, default))))
+    except ValueError:
+        return default
+
+
+@require_GET
+@role_required(*REVIEWERS)
+def queue(request: HttpRequest) -> HttpResponse:
+    days = _int_param(request, "days", RECENT_DAYS, low=1, high=90)
+    open_cases = list(decisions.open_cases()[:QUEUE_LIMIT])
+    recent = list(
+        AdjudicationCase.objects.filter(
+            status__in=[Status.DECIDED, Status.WITHDRAWN],
+            closed_at__gte=timezone.now() - timedelta(days=days),
+        )
+        .select_related("railcar", "decided_by", "final_label")
+        .order_by("-closed_at", "-id")[:RECENT_LIMIT]
+    )
+    own = rated_by(request.user, [c.railcar_id for c in open_cases + recent])
+    rows = [
+        QueueRow(
+            case=c,
+            consensus=getattr(c.railcar, "consensus", None),
+            own=c.railcar_id in own,
+            reasons=_reasons(c.reasons),
+        )
+        for c in open_cases
+    ]
+    context = {
+        "rows": rows,
+        "open_total": decisions.open_cases().count(),
+        "first": next_case(request.user),
+        "recent": [(c, c.railcar_id in own) for c in recent],
+        "days": days,
+        "now": timezone.now(),
+    }
+    return render(request, "adjudication/queue.html", context)
+
+
+@require_POST
+@role_required(Role.ADMIN)
+def reapply(request: HttpRequest) -> HttpResponse:
+    summary = aggregation.reapply(actor=request.user)
+    messages.success(
+        request,
+        f"Aggregation policies re-applied to {summary['railcars']} railcar(s) not yet final: "
+        f"{summary.get(Consensus.Outcome.FINAL, 0)} became final, "
+        f"{summary.get(Consensus.Outcome.ADJUDICATION, 0)} need adjudication, "
+        f"{summary.get('skipped', 0)} skipped.",
+    )
+    return redirect("adjudication:queue")
+
+
+def _initial(consensus: Consensus | None) -> dict[str, object]:
+    if consensus is None:
+        return {}
+    initial: dict[str, object] = {"contamination_pct": aggregation.one_decimal(consensus.mean_pct)}
+    if consensus.majority_grade:
+        initial["grade"] = consensus.majority_grade
+    return initial
+
+
+def case_frames(railcar_id: int, referenced: set[int]) -> list[dict[str, object]]:
+    """The railcar's layers with their eligible frames (keyframe first), plus any frame a rater
+    marked that has become ineligible since, as `filmstrip.js` wants them."""
+    frames = (
+        Frame.objects.filter(railcar_id=railcar_id, layer__isnull=False)
+        .filter(Q(quality=Frame.Quality.ELIGIBLE) | Q(pk__in=referenced))
+        .select_related("layer")
+        .order_by("layer__index", "index")
+    )
+    layers: dict[int, list[Frame]] = {}
+    for frame in frames:
+        layers.setdefault(frame.layer.index, []).append(frame)
+    return [
+        {
+            "index": index,
+            "frames": [
+                {"id": str(f.uid), "width": f.width, "height": f.height}
+                for f in sorted(members, key=lambda f: (f.pk != f.layer.keyframe_id, f.index))
+            ],
+        }
+        for index, members in sorted(layers.items())
+    ]
+
+
+@dataclass(frozen=True)
+class RaterRow:
+    letter: str
+    colour: str
+    contamination_pct: Decimal
+    grade: str
+    seconds_spent: int
+    excluded: int
+    masks: int
+
+
+def case_evidence(case: AdjudicationCase) -> tuple[list[RaterRow], dict[str, object]]:
+    """The raters' rows for the table, and what the page's script draws: frames, masks and
+    exclusions keyed by rater letter and frame uid (no rating, assignment or mask id)."""
+    ratings = list(Rating.objects.filter(railcar_id=case.railcar_id).order_by("id"))
+    letter = {r.assignment_id: rater_letter(i) for i, r in enumerate(ratings)}
+    masks = list(
+        Mask.objects.filter(assignment_id__in=letter)
+        .select_related("frame")
+        .order_by("created_at", "id")
+    )
+    exclusions = list(
+        FrameExclusion.objects.filter(assignment_id__in=letter)
+        .select_related("frame")
+        .order_by("id")
+    )
+    rows = [
+        RaterRow(
+            letter=letter[r.assignment_id],
+            colour=RATER_COLOURS[i % len(RATER_COLOURS)],
+            contamination_pct=r.contamination_pct,
+            grade=r.grade,
+            seconds_spent=r.seconds_spent,
+            excluded=sum(e.assignment_id == r.assignment_id for e in exclusions),
+            masks=sum(m.assignment_id == r.assignment_id for m in masks),
+        )
+        for i, r in enumerate(ratings)
+    ]
+    codes = dict(FailureCode.choices)
+    data = {
+        "layers": case_frames(case.railcar_id, {m.frame_id for m in masks + exclusions}),
+        "raters": [{"letter": row.letter, "colour": row.colour} for row in rows],
+        "masks": [
+            {"rater": letter[m.assignment_id], "frame": str(m.frame.uid), "rle": m.rle}
+            for m in masks
+        ],
+        "exclusions": [
+            {
+                "rater": letter[e.assignment_id],
+                "frame": str(e.frame.uid),
+                "code": codes.get(e.code, e.code),
+                "note": e.note,
+            }
+            for e in exclusions
+        ],
+    }
+    return rows, data
+
+
+def _render_case(
+    request: HttpRequest, case: AdjudicationCase, form: DecisionForm | None, status: int = 200
+) -> HttpResponse:
+    consensus = _consensus(case)
+    raters, evidence = case_evidence(case)
+    if form is None and case.status == Status.OPEN:
+        form = DecisionForm(initial=_initial(consensus))
+    following = next_case(request.user, after=case)
+    context = {
+        "case": case,
+        "consensus": consensus,
+        "reasons": _reasons(case.reasons),
+        "raters": raters,
+        "evidence": evidence,
+        "estimate": model_estimate(case.railcar_id),
+        "form": form if case.status == Status.OPEN else None,
+        "final_label": FinalLabel.objects.filter(
+            railcar_id=case.railcar_id, superseded_at__isnull=True
+        ).first(),
+        "next_case": following,
+        "timeline_url": reverse("adjudication:railcar-timeline", args=[case.railcar_id])
+        if has_role(request.user, Role.ADMIN)
+        else None,
+    }
+    return render(request, "adjudication/case.html", context, status=status)
+
+
+def _refuse_own_rating(request: HttpRequest, case: AdjudicationCase) -> HttpResponse:
+    context = {"case": case, "refused": True, "next_case": next_case(request.user, after=case)}
+    return render(request, "adjudication/case.html", context, status=403)
+
+
+def _closed_message(case_id: int, attempted: dict[str, Any]) -> str:
+    case = AdjudicationCase.objects.select_related("decided_by").get(pk=case_id)
+    yours = (
+        f"{attempted['contamination_pct']} %, {attempted['grade']}, "
+        f"{RationaleCode(attempted['rationale_code']).label}"
+        if attempted
+        else "nothing valid"
+    )
+    if case.status == Status.WITHDRAWN:
+        why = "was withdrawn: under the current policies its consensus became final"
+    else:
+        who = case.decided_by.get_username() if case.decided_by else "someone"
+        why = f"was already decided by {who}"
+    return f"Case {case_id} {why}. Your decision ({yours}) was not recorded."
+
+
+def _decide(request: HttpRequest, case: AdjudicationCase) -> HttpResponse:
+    form = DecisionForm(request.POST)
+    valid = form.is_valid()
+    if case.status != Status.OPEN:
+        messages.error(request, _closed_message(case.pk, form.cleaned_data if valid else {}))
+        return redirect("adjudication:case", case_id=case.pk)
+    if not valid:
+        return _render_case(request, case, form, status=400)
+    try:
+        label = decisions.decide(case_id=case.pk, actor=request.user, **form.cleaned_data)
+    except decisions.CaseClosed:
+        messages.error(request, _closed_message(case.pk, form.cleaned_data))
+        return redirect("adjudication:case", case_id=case.pk)
+    except decisions.OwnRating:
+        return _refuse_own_rating(request, case)
+    except ValueError as exc:
+        form.add_error(None, str(exc))
+        return _render_case(request, case, form, status=400)
+    messages.success(
+        request,
+        f"Case {case.pk} decided: {label.contamination_pct} %, {label.grade} "
+        f"({RationaleCode(form.cleaned_data['rationale_code']).label}).",
+    )
+    following = next_case(request.user)
+    if following is None:
+        return redirect("adjudication:queue")
+    return redirect("adjudication:case", case_id=following.pk)
+
+
+@require_http_methods(["GET", "POST"])
+@role_required(*REVIEWERS)
+def case(request: HttpRequest, case_id: int) -> HttpResponse:
+    case = get_object_or_404(
+        AdjudicationCase.objects.select_related("railcar", "decided_by"), pk=case_id
+    )
+    if rated_by(request.user, [case.railcar_id]):
+        return _refuse_own_rating(request, case)
+    if request.method == "POST":
+        return _decide(request, case)
+    return _render_case(request, case, None)
+
+
+@require_GET
+@role_required(*REVIEWERS)
+def frame_image(request: HttpRequest, case_id: int, frame_uid: str) -> HttpResponse:
+    """The stored bytes (metadata stripped at ingest) of a frame of the case's railcar; served
+    like the annotators' images: no Last-Modified or ETag, no name."""
+    railcar_id = get_object_or_404(AdjudicationCase, pk=case_id).railcar_id
+    frame = Frame.objects.filter(uid=frame_uid, railcar_id=railcar_id).exclude(file="").first()
+    if frame is None:
+        raise Http404("no such frame in this case")
+    try:
+        with frame.file.open("rb") as handle:
+            data = handle.read()
+    except FileNotFoundError as exc:
+        raise Http404("the frame's file is missing") from exc
+    content_type = "image/png" if frame.file.name.endswith(".png") else "image/jpeg"
+    response = HttpResponse(data, content_type=content_type)
+    response["Cache-Control"] = "private, max-age=600"
+    response["Content-Disposition"] = "inline; filename=frame"
+    return response
