@@ -110,6 +110,10 @@ class ModelVersion(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     is_production = models.BooleanField(default=False)
     promoted_at = models.DateTimeField(null=True, blank=True)
+    # The production model this one replaced when promoted: where a rollback returns to.
+    promoted_over = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
 
     class Meta:
         ordering = ["-number"]

@@ -1,0 +1,166 @@
+"""How the attention-MIL model is built and trained: one frozen dataclass read from
+settings.MLLOOP, with per-run overrides, snapshotted into every model version.
+
+Also the learning loop's admin policies and its registrations (`register_learning_loop`, called
+from MlloopConfig.ready). Nothing here imports torch: the web process loads this module at start.
+"""
+
+import hashlib
+import os
+from dataclasses import asdict, dataclass, fields, replace
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+
+from labeling.annotation_models import Grade
+from scrapannot.policy import Policy, register
+
+PROMOTION_MIN_GAIN = "mlloop.promotion_min_gain"
+RANDOM_PICK_SHARE = "mlloop.random_pick_share"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    backbone: str = "resnet18"
+    # A local file of backbone weights, or "" for a random initialisation (nothing is ever
+    # downloaded: the plant network has no way out).
+    pretrained_weights: str = ""
+    image_size: int = 224
+    # s in seed 000, Algorithms 1 and 2: layers sampled per bag at each training step.
+    bag_size: int = 4
+    # lambda in L = L_reg + lambda * L_cls.
+    lam: float = 0.5
+    epochs: int = 30
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    batch_size: int = 16
+    dropout: float = 0.25
+    attention_dim: int = 128
+    # Forward passes with dropout on when scoring (MC dropout); their spread is the uncertainty.
+    mc_samples: int = 20
+    # Seeds the heads, the bag sampling and, without pretrained weights, the backbone itself (so
+    # that its cached features stay valid).
+    seed: int = 0
+    device: str = "cpu"
+    # Frames per backbone forward pass when extracting features.
+    feature_batch: int = 32
+    grades: tuple[str, ...] = tuple(Grade.values)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["grades"] = list(self.grades)
+        return data
+
+
+_POSITIVE_INTS = ("image_size", "bag_size", "epochs", "batch_size", "attention_dim")
+_POSITIVE_INTS += ("mc_samples", "feature_batch")
+
+
+def _validated(config: ModelConfig) -> ModelConfig:
+    for name in _POSITIVE_INTS:
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValidationError(f"{name}: expected a whole number of at least 1, got {value!r}")
+    if config.image_size > 1024:
+        raise ValidationError("image_size: at most 1024")
+    for name in ("lam", "lr", "weight_decay", "dropout"):
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+            raise ValidationError(f"{name}: expected a number, got {value!r}")
+        if value < 0:
+            raise ValidationError(f"{name}: must not be negative")
+    if not 0 <= config.dropout < 1:
+        raise ValidationError("dropout: between 0 and 1")
+    if not config.backbone or not isinstance(config.backbone, str):
+        raise ValidationError("backbone: a timm model name")
+    if len(config.grades) < 2 or len(set(config.grades)) != len(config.grades):
+        raise ValidationError("grades: at least two distinct grades")
+    return config
+
+
+def model_config(**overrides: Any) -> ModelConfig:
+    """The configured defaults (settings.MLLOOP) with `overrides` on top; unknown keys and bad
+    values raise ValidationError."""
+    configured = settings.MLLOOP
+    base = ModelConfig(
+        backbone=configured.get("BACKBONE", ModelConfig.backbone),
+        pretrained_weights=configured.get("PRETRAINED_WEIGHTS", ""),
+        image_size=int(configured.get("IMAGE_SIZE", ModelConfig.image_size)),
+        bag_size=int(configured.get("BAG_SIZE", ModelConfig.bag_size)),
+        lam=float(configured.get("LAMBDA", ModelConfig.lam)),
+        epochs=int(configured.get("EPOCHS", ModelConfig.epochs)),
+        device=configured.get("DEVICE", ModelConfig.device),
+    )
+    return config_from_dict({**base.as_dict(), **overrides})
+
+
+def config_from_dict(data: dict[str, Any]) -> ModelConfig:
+    known = {f.name for f in fields(ModelConfig)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValidationError(f"unknown model settings: {', '.join(unknown)}")
+    values = dict(data)
+    if "grades" in values:
+        values["grades"] = tuple(values["grades"])
+    return _validated(replace(ModelConfig(), **values))
+
+
+@lru_cache(maxsize=16)
+def _file_digest(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def weights_digest(config: ModelConfig) -> str:
+    """SHA-256 of the weights file; without one, the seed of the random initialisation (the
+    backbone is then a function of the seed)."""
+    if not config.pretrained_weights:
+        return f"random-init-seed-{config.seed}"
+    path = Path(config.pretrained_weights)
+    try:
+        stat = path.stat()
+    except OSError as exc:
+        raise ValidationError(f"pretrained weights file {path} cannot be read: {exc}") from exc
+    return _file_digest(os.fspath(path), stat.st_size, stat.st_mtime_ns)
+
+
+def feature_key(config: ModelConfig) -> str:
+    """What a cached frame feature depends on: backbone, image size, weights. Fits the 64
+    characters of FrameFeature.feature_key: a readable prefix and a digest of the whole."""
+    whole = f"{config.backbone}|{config.image_size}|{weights_digest(config)}"
+    digest = hashlib.sha256(whole.encode()).hexdigest()[:24]
+    return f"{config.backbone[:30]}@{config.image_size}-{digest}"
+
+
+def register_learning_loop() -> None:
+    """Policies and the adjudication page's estimate provider; called once per process."""
+    from adjudication.estimates import register_provider
+    from mlloop.scoring import production_estimate
+
+    register(
+        Policy(
+            key=PROMOTION_MIN_GAIN,
+            default=0.0,
+            description="A newly trained model becomes the production model by itself only if "
+            "its validation MAE beats the production model's by more than this many percentage "
+            "points (0: any improvement). Admins can still promote or roll back by hand.",
+            minimum=0.0,
+            maximum=100.0,
+        ),
+        Policy(
+            key=RANDOM_PICK_SHARE,
+            default=0.15,
+            description="Share of scored railcars whose pool priority is a random draw instead "
+            "of the model's uncertainty, so that an unbiased sample keeps reaching annotators "
+            "(for honest evaluation of the next model).",
+            minimum=0.0,
+            maximum=1.0,
+        ),
+    )
+    register_provider(production_estimate)

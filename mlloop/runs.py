@@ -1,0 +1,215 @@
+"""One training run of a registered model version, from its frozen dataset version to a stored
+artifact, its metrics, and the promotion rule.
+
+The run writes its stage, progress and log lines to the ModelVersion row as it goes (each an
+autocommitted update), so the model page can poll them while the worker trains.
+"""
+
+import hashlib
+import logging
+from datetime import timedelta
+
+from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from mlloop import registry
+from mlloop.config import ModelConfig, config_from_dict, feature_key
+from mlloop.features import railcar_features
+from mlloop.model import BackboneError
+from mlloop.models import DatasetItem, ModelVersion, Split
+from mlloop.training import Bag, TrainedModel, TrainingError, artifact_bytes, evaluate, fit
+from scrapannot import audit
+
+logger = logging.getLogger(__name__)
+Status = ModelVersion.Status
+
+# A run still "running" after this long belongs to a worker that died (the task's hard time
+# limit is shorter), so a redelivered message may take it over.
+STALE_AFTER = timedelta(hours=4)
+
+
+class _Run:
+    """Stage, progress and log of a run, written through to its row."""
+
+    def __init__(self, model_version: ModelVersion) -> None:
+        self.pk = model_version.pk
+        self.lines: list[str] = []
+
+    def say(self, line: str, *, progress: float | None = None, stage: str | None = None) -> None:
+        logger.info("model version %s: %s", self.pk, line)
+        self.lines.append(f"{timezone.now():%Y-%m-%d %H:%M:%S} {line}")
+        fields: dict[str, object] = {"log": "\n".join(self.lines)}
+        if progress is not None:
+            fields["progress"] = round(min(max(progress, 0.0), 1.0), 4)
+        if stage is not None:
+            fields["stage"] = stage[:120]
+        ModelVersion.objects.filter(pk=self.pk).update(**fields)
+
+
+def _claim(model_version_id: int) -> bool:
+    """Queued -> running, atomically; False if another delivery of the task has it (or had it:
+    a finished run is never trained again)."""
+    now = timezone.now()
+    stale = now - STALE_AFTER
+    return bool(
+        ModelVersion.objects.filter(pk=model_version_id)
+        .filter(Q(status=Status.QUEUED) | Q(status=Status.RUNNING, started_at__lt=stale))
+        .update(status=Status.RUNNING, started_at=now, progress=0.0, stage="starting", log="")
+    )
+
+
+def train_model_version(model_version_id: int) -> ModelVersion:
+    """Train, evaluate, store and register one queued model version; a re-delivery of a run
+    that is running or done changes nothing. Problems the user can fix (an empty split, an
+    unknown backbone, unusable weights) end the run as failed with the reason in its log."""
+    if not _claim(model_version_id):
+        return ModelVersion.objects.get(pk=model_version_id)
+    model_version = ModelVersion.objects.select_related("dataset_version").get(pk=model_version_id)
+    run = _Run(model_version)
+    try:
+        trained, metrics = _train(model_version, run)
+        _succeed(model_version, run, trained, metrics)
+    except (TrainingError, BackboneError, ValidationError, registry.ArtifactError) as exc:
+        _fail(model_version, run, str(exc))
+        return ModelVersion.objects.get(pk=model_version_id)
+    except Exception as exc:
+        _fail(model_version, run, f"unexpected error: {exc!r}")
+        raise
+    promoted = registry.auto_promote(ModelVersion.objects.get(pk=model_version_id))
+    done = ModelVersion.objects.get(pk=model_version_id)
+    run.lines = done.log.splitlines()
+    run.say(
+        f"promotion rule: {'promoted' if promoted else 'not promoted'}; "
+        f"{done.metrics.get('promotion', {}).get('reason', '')}"
+    )
+    return ModelVersion.objects.get(pk=model_version_id)
+
+
+def _bags(model_version: ModelVersion, config: ModelConfig, run: _Run) -> dict[str, list[Bag]]:
+    items = list(
+        DatasetItem.objects.filter(version=model_version.dataset_version).values_list(
+            "railcar_id", "split", "contamination_pct", "grade"
+        )
+    )
+    run.say(
+        f"{len(items)} railcars in dataset v{model_version.dataset_version.number}; "
+        "computing features (cached ones are reused)",
+        progress=0.02,
+        stage="features",
+    )
+    features = railcar_features([i[0] for i in items], config, log=run.say)
+    grade_index = {grade: i for i, grade in enumerate(config.grades)}
+    bags: dict[str, list[Bag]] = {split: [] for split in Split.values}
+    for railcar_id, split, contamination, grade in items:
+        if railcar_id not in features:
+            run.say(f"railcar {railcar_id} skipped: no readable keyframe")
+            continue
+        if grade not in grade_index:
+            run.say(f"railcar {railcar_id} skipped: grade {grade!r} not among {config.grades}")
+            continue
+        bags[split].append(
+            Bag(features[railcar_id], float(contamination), grade_index[grade], railcar_id)
+        )
+    run.say(", ".join(f"{split}: {len(b)} railcars" for split, b in bags.items()), progress=0.3)
+    return bags
+
+
+def _train(model_version: ModelVersion, run: _Run) -> tuple[TrainedModel, dict[str, object]]:
+    config = config_from_dict(model_version.settings)
+    key = feature_key(config)
+    bags = _bags(model_version, config, run)
+    for split in (Split.TRAIN, Split.VAL):
+        if not bags[split]:
+            raise TrainingError(
+                f"dataset v{model_version.dataset_version.number} has no usable railcars in its "
+                f"{split} split; freeze a version with more labeled railcars"
+            )
+    run.say(f"training {config.backbone} heads for {config.epochs} epochs", stage="training")
+    trained = fit(
+        bags[Split.TRAIN],
+        bags[Split.VAL],
+        config,
+        feature_key=key,
+        progress=lambda fraction, line: run.say(line, progress=0.3 + 0.6 * fraction),
+    )
+    run.say(f"best epoch {trained.best_epoch}; evaluating", progress=0.92, stage="evaluating")
+    metrics: dict[str, object] = {
+        split: evaluate(trained, bags[split]) for split in (Split.TRAIN, Split.VAL, Split.TEST)
+    }
+    metrics["best_epoch"] = trained.best_epoch
+    metrics["history"] = trained.history
+    metrics["feature_key"] = key
+    champion = registry.production()
+    if champion is not None and champion.metrics.get("feature_key") == key:
+        try:
+            measured = evaluate(registry.load(champion), bags[Split.VAL])
+            metrics["champion_val"] = {"model": champion.number, "mae": measured["mae"]}
+        except registry.ArtifactError as exc:
+            run.say(f"production model not measured on this validation split: {exc}")
+    return trained, metrics
+
+
+def _succeed(
+    model_version: ModelVersion, run: _Run, trained: TrainedModel, metrics: dict[str, object]
+) -> None:
+    data = artifact_bytes(trained)
+    digest = hashlib.sha256(data).hexdigest()
+    name = default_storage.save(
+        f"models/model-v{model_version.number}-{digest[:16]}.pt", ContentFile(data)
+    )
+    test = metrics[Split.TEST]
+    run.say(
+        f"artifact {name} ({len(data)} bytes); test: {_summary(test)}", progress=1.0, stage="done"
+    )
+    with transaction.atomic():
+        ModelVersion.objects.select_for_update().get(pk=model_version.pk)
+        ModelVersion.objects.filter(pk=model_version.pk).update(
+            status=Status.SUCCEEDED,
+            metrics=metrics,
+            artifact=name,
+            artifact_sha256=digest,
+            finished_at=timezone.now(),
+        )
+        audit.record(
+            action="model.trained",
+            obj=model_version,
+            payload={
+                "number": model_version.number,
+                "dataset_version": model_version.dataset_version.number,
+                "artifact_sha256": digest,
+                "val": _headline(metrics[Split.VAL]),
+                "test": _headline(test),
+            },
+        )
+
+
+def _fail(model_version: ModelVersion, run: _Run, reason: str) -> None:
+    run.say(f"failed: {reason}", stage="failed")
+    with transaction.atomic():
+        ModelVersion.objects.select_for_update().get(pk=model_version.pk)
+        ModelVersion.objects.filter(pk=model_version.pk).update(
+            status=Status.FAILED, finished_at=timezone.now()
+        )
+        audit.record(
+            action="model.failed",
+            obj=model_version,
+            payload={"number": model_version.number, "reason": reason},
+        )
+
+
+_HEADLINE = ("n", "mae", "r2", "accuracy", "precision_macro", "recall_macro", "f1_macro")
+
+
+def _headline(split_metrics: dict[str, object]) -> dict[str, object]:
+    return {k: split_metrics[k] for k in _HEADLINE if k in split_metrics}
+
+
+def _summary(split_metrics: dict[str, object]) -> str:
+    return ", ".join(
+        f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
+        for k, v in _headline(split_metrics).items()
+    )

@@ -1,0 +1,247 @@
+"""Training the MIL heads: a database-free core (`fit`, `evaluate`) over bags of cached features,
+and `train_model_version`, which runs one registered model version end to end.
+
+Training follows seed 000, Algorithm 2: for each minibatch, s layers are drawn uniformly from
+each bag (all of them when a bag has fewer), pooled by attention, and the joint loss
+L_reg + lambda * L_cls is minimized with AdamW. After every epoch the model is scored on the
+validation split; the epoch with the lowest validation MAE is the one kept (model selection).
+Evaluation uses every layer of a bag, with dropout off.
+"""
+
+import copy
+import io
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from mlloop.config import ModelConfig
+from mlloop.model import MilModel, mil_loss
+
+# progress(fraction 0-1, message) while fitting.
+Progress = Callable[[float, str], None]
+
+
+class TrainingError(Exception):
+    """Training cannot proceed for a reason the user must fix (empty split, no features...)."""
+
+
+@dataclass
+class Bag:
+    """One railcar: a feature vector per layer, and its label (grade as an index into the
+    config's grades)."""
+
+    features: np.ndarray  # [n_layers, dim] float32
+    contamination: float
+    grade: int
+    railcar_id: int | None = None
+
+
+@dataclass
+class TrainedModel:
+    model: MilModel
+    config: ModelConfig
+    feature_key: str
+    best_epoch: int = 0
+    # Per epoch: {"epoch", "train_loss", "val_mae"}.
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def grades(self) -> tuple[str, ...]:
+        return self.config.grades
+
+
+def collate(
+    bags: Sequence[np.ndarray], bag_size: int | None, rng: np.random.Generator | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad bags into [B, S, F] with a mask. With `bag_size`, each bag keeps that many layers
+    drawn uniformly without replacement (all of them if it has fewer); without, all layers."""
+    chosen = []
+    for features in bags:
+        if bag_size is not None and len(features) > bag_size:
+            features = features[np.sort(rng.choice(len(features), size=bag_size, replace=False))]
+        chosen.append(features)
+    width = max(len(f) for f in chosen)
+    dim = chosen[0].shape[1]
+    batch = np.zeros((len(chosen), width, dim), dtype=np.float32)
+    mask = np.zeros((len(chosen), width), dtype=bool)
+    for i, features in enumerate(chosen):
+        batch[i, : len(features)] = features
+        mask[i, : len(features)] = True
+    return torch.from_numpy(batch), torch.from_numpy(mask)
+
+
+def _check_bags(bags: Sequence[Bag], split: str, n_grades: int) -> None:
+    if not bags:
+        raise TrainingError(f"the {split} split has no railcars with usable frames")
+    dims = {b.features.shape[1] for b in bags if b.features.ndim == 2}
+    if len(dims) != 1 or any(b.features.ndim != 2 or len(b.features) == 0 for b in bags):
+        raise TrainingError(f"the {split} split has bags without layers or of mixed dimensions")
+    bad = [b for b in bags if not 0 <= b.grade < n_grades or not math.isfinite(b.contamination)]
+    if bad:
+        raise TrainingError(f"the {split} split has {len(bad)} railcars with an invalid label")
+
+
+def fit(
+    train_bags: Sequence[Bag],
+    val_bags: Sequence[Bag],
+    config: ModelConfig,
+    *,
+    feature_key: str = "",
+    progress: Progress | None = None,
+) -> TrainedModel:
+    n_grades = len(config.grades)
+    _check_bags(train_bags, "train", n_grades)
+    _check_bags(val_bags, "val", n_grades)
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    dim = train_bags[0].features.shape[1]
+    if val_bags[0].features.shape[1] != dim:
+        raise TrainingError("train and val features differ in dimension")
+
+    model = MilModel(dim, n_grades, dropout=config.dropout, attention_dim=config.attention_dim)
+    layers = np.concatenate([b.features for b in train_bags])
+    targets = np.asarray([b.contamination for b in train_bags], dtype=np.float32)
+    with torch.no_grad():
+        model.feature_mean.copy_(torch.from_numpy(layers.mean(axis=0)))
+        model.feature_std.copy_(torch.from_numpy(layers.std(axis=0) + 1e-6))
+        model.target_mean.fill_(float(targets.mean()))
+        model.target_std.fill_(float(targets.std()) or 1.0)
+    model.to(config.device)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
+
+    trained = TrainedModel(model=model, config=config, feature_key=feature_key)
+    best_mae, best_state = math.inf, None
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        order = rng.permutation(len(train_bags))
+        losses = []
+        for start in range(0, len(order), config.batch_size):
+            batch = [train_bags[i] for i in order[start : start + config.batch_size]]
+            features, mask = collate([b.features for b in batch], config.bag_size, rng)
+            target = torch.tensor([b.contamination for b in batch], dtype=torch.float32)
+            grades = torch.tensor([b.grade for b in batch], dtype=torch.long)
+            output = model(features.to(config.device), mask.to(config.device))
+            loss = mil_loss(
+                output,
+                model.standardize_target(target.to(config.device)),
+                grades.to(config.device),
+                config.lam,
+            )
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        val_mae = evaluate(trained, val_bags)["mae"]
+        trained.history.append(
+            {"epoch": epoch, "train_loss": float(np.mean(losses)), "val_mae": val_mae}
+        )
+        if val_mae < best_mae:
+            best_mae, best_state = val_mae, copy.deepcopy(model.state_dict())
+            trained.best_epoch = epoch
+        if progress is not None:
+            progress(
+                epoch / config.epochs,
+                f"epoch {epoch}/{config.epochs}: train loss {np.mean(losses):.4f}, "
+                f"val MAE {val_mae:.3f}",
+            )
+    model.load_state_dict(best_state)
+    model.eval()
+    return trained
+
+
+def point_predictions(trained: TrainedModel, bags: Sequence[Bag]) -> tuple[np.ndarray, np.ndarray]:
+    """Contamination (%) and grade index per bag, every layer, dropout off."""
+    model = trained.model
+    model.eval()
+    contamination, grades = [], []
+    with torch.inference_mode():
+        for start in range(0, len(bags), 64):
+            features, mask = collate([b.features for b in bags[start : start + 64]], None, None)
+            output = model(features.to(trained.config.device), mask.to(trained.config.device))
+            contamination.append(model.to_percent(output.contamination).cpu().numpy())
+            grades.append(output.grade_logits.argmax(dim=1).cpu().numpy())
+    return np.concatenate(contamination), np.concatenate(grades)
+
+
+def evaluate(trained: TrainedModel, bags: Sequence[Bag]) -> dict[str, Any]:
+    if not bags:
+        return {"n": 0}
+    contamination, grades = point_predictions(trained, bags)
+    return metrics(
+        np.asarray([b.contamination for b in bags]),
+        contamination,
+        np.asarray([b.grade for b in bags]),
+        grades,
+        trained.grades,
+    )
+
+
+def metrics(
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    g_true: np.ndarray,
+    g_pred: np.ndarray,
+    grades: Sequence[str],
+) -> dict[str, Any]:
+    """MAE and R2 of the contamination; accuracy, macro precision/recall/F1 and the confusion
+    matrix of the grade. Macro averages run over the grades present in the truth or the
+    predictions (as scikit-learn does); an undefined precision or recall counts as 0. R2 is
+    None when the truth has no variance."""
+    y_true = np.asarray(y_true, dtype=float)
+    y_pred = np.asarray(y_pred, dtype=float)
+    residual = float(((y_true - y_pred) ** 2).sum())
+    total = float(((y_true - y_true.mean()) ** 2).sum())
+    n = len(grades)
+    confusion = np.zeros((n, n), dtype=int)
+    np.add.at(confusion, (np.asarray(g_true, dtype=int), np.asarray(g_pred, dtype=int)), 1)
+    per_class = {}
+    present = [i for i in range(n) if confusion[i, :].sum() or confusion[:, i].sum()]
+    for i in present:
+        tp = confusion[i, i]
+        predicted, actual = confusion[:, i].sum(), confusion[i, :].sum()
+        precision = tp / predicted if predicted else 0.0
+        recall = tp / actual if actual else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_class[grades[i]] = {
+            "precision": float(precision),
+            "recall": float(recall),
+            "f1": float(f1),
+            "support": int(actual),
+        }
+    return {
+        "n": len(y_true),
+        "mae": float(np.abs(y_true - y_pred).mean()),
+        "r2": 1 - residual / total if total > 0 else None,
+        "accuracy": float(np.trace(confusion) / confusion.sum()),
+        "precision_macro": float(np.mean([c["precision"] for c in per_class.values()])),
+        "recall_macro": float(np.mean([c["recall"] for c in per_class.values()])),
+        "f1_macro": float(np.mean([c["f1"] for c in per_class.values()])),
+        "per_class": per_class,
+        "confusion": {"grades": list(grades), "matrix": confusion.tolist()},
+    }
+
+
+ARTIFACT_FORMAT = 1
+
+
+def artifact_bytes(trained: TrainedModel) -> bytes:
+    """State dict, config, grades and feature key: everything `registry.load` needs."""
+    buffer = io.BytesIO()
+    torch.save(
+        {
+            "format": ARTIFACT_FORMAT,
+            "state_dict": trained.model.state_dict(),
+            "feature_dim": trained.model.feature_dim,
+            "config": trained.config.as_dict(),
+            "feature_key": trained.feature_key,
+            "best_epoch": trained.best_epoch,
+        },
+        buffer,
+    )
+    return buffer.getvalue()

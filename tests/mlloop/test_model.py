@@ -1,0 +1,223 @@
+"""The attention-MIL model: shapes, attention, bag sampling, loss, backbones and their weights,
+and the settings that build them."""
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from django.core.exceptions import ValidationError
+
+from mlloop.config import feature_key, model_config
+from mlloop.model import BackboneError, MilModel, build_backbone, mil_loss
+from mlloop.training import collate
+
+torch.set_num_threads(2)
+
+
+def padded(rng: np.random.Generator, lengths: list[int], dim: int = 8):
+    bags = [rng.normal(size=(n, dim)).astype(np.float32) for n in lengths]
+    return bags, *collate(bags, None, None)
+
+
+def test_it_gives_one_contamination_and_a_grade_distribution_per_bag():
+    model = MilModel(8, 4).eval()
+    _, features, mask = padded(np.random.default_rng(0), [3, 5, 1])
+
+    output = model(features, mask)
+
+    assert features.shape == (3, 5, 8)
+    assert output.contamination.shape == (3,)
+    assert output.grade_logits.shape == (3, 4)
+    assert output.attention.shape == (3, 5)
+
+
+def test_attention_sums_to_one_over_each_bag_and_ignores_padding():
+    model = MilModel(8, 4).eval()
+    bags, features, mask = padded(np.random.default_rng(1), [2, 5, 4])
+
+    output = model(features, mask)
+
+    assert torch.allclose(output.attention.sum(dim=1), torch.ones(3))
+    assert torch.all(output.attention[~mask] == 0)
+    assert torch.all(output.attention[mask] > 0)
+    # The short bag alone gives what it gave padded among longer ones.
+    alone = model(*collate([bags[0]], None, None))
+    assert torch.allclose(alone.contamination, output.contamination[:1], atol=1e-6)
+    assert torch.allclose(alone.grade_logits, output.grade_logits[:1], atol=1e-6)
+
+
+def test_the_heads_have_the_shape_of_seed_000():
+    model = MilModel(32, 4, dropout=0.3)
+    for head, out in ((model.regressor, 1), (model.classifier, 4)):
+        kinds = [type(layer).__name__ for layer in head]
+        assert kinds == ["Linear", "ReLU", "Dropout", "Linear"]
+        assert (head[0].in_features, head[0].out_features) == (32, 256)
+        assert head[2].p == 0.3 and head[3].out_features == out
+    kinds = [type(layer).__name__ for layer in model.attention]
+    assert kinds == ["Linear", "Tanh", "Linear"]
+
+
+def test_a_bag_is_sampled_to_s_distinct_layers_uniformly():
+    rng = np.random.default_rng(2)
+    bag = np.arange(5, dtype=np.float32).reshape(5, 1)  # layer i holds the value i
+    counts = np.zeros(5)
+    for _ in range(2000):
+        features, mask = collate([bag, bag[:1]], 2, rng)
+        assert features.shape == (2, 2, 1)
+        chosen = features[0, :, 0].numpy()
+        assert len(set(chosen)) == 2
+        assert mask[1].tolist() == [True, False]  # a bag shorter than s keeps what it has
+        counts[chosen.astype(int)] += 1
+    # Each layer is drawn with probability 2/5: 800 of 2000 (binomial STD about 22).
+    assert np.all(np.abs(counts - 800) < 100), counts
+
+
+def test_the_loss_is_regression_plus_lambda_times_classification():
+    model = MilModel(8, 4).eval()
+    _, features, mask = padded(np.random.default_rng(3), [2, 3])
+    output = model(features, mask)
+    target = torch.tensor([0.5, -1.0])
+    grades = torch.tensor([1, 3])
+    mse = ((output.contamination - target) ** 2).mean()
+    ce = torch.nn.functional.cross_entropy(output.grade_logits, grades)
+
+    assert torch.isclose(mil_loss(output, target, grades, 0.0), mse)
+    assert torch.isclose(mil_loss(output, target, grades, 0.5), mse + 0.5 * ce)
+
+
+def test_the_backbone_has_no_classifier_and_gives_its_feature_dimension():
+    config = model_config(backbone="test_resnet", image_size=32)
+    backbone = build_backbone(config)
+    with torch.inference_mode():
+        out = backbone(torch.zeros(2, 3, 32, 32))
+    assert out.shape == (2, backbone.num_features)
+    assert not backbone.training
+
+
+def test_without_weights_the_backbone_is_a_function_of_the_seed():
+    a = build_backbone(model_config(backbone="test_resnet", seed=3))
+    b = build_backbone(model_config(backbone="test_resnet", seed=3))
+    c = build_backbone(model_config(backbone="test_resnet", seed=4))
+    pa, pb, pc = (next(m.parameters()) for m in (a, b, c))
+    assert torch.equal(pa, pb) and not torch.equal(pa, pc)
+
+
+def test_pretrained_weights_come_from_a_local_file(tmp_path: Path):
+    import timm
+
+    torch.manual_seed(11)
+    # A whole checkpoint as timm would save it, classifier included, wrapped in "state_dict".
+    source = timm.create_model("test_resnet", pretrained=False, num_classes=10)
+    path = tmp_path / "weights.pth"
+    torch.save({"state_dict": source.state_dict()}, path)
+
+    backbone = build_backbone(model_config(backbone="test_resnet", pretrained_weights=str(path)))
+
+    source.reset_classifier(0)
+    source.eval()
+    x = torch.randn(1, 3, 32, 32)
+    with torch.inference_mode():
+        assert torch.allclose(backbone(x), source(x))
+
+
+def test_a_missing_weights_file_is_a_clear_error(tmp_path: Path):
+    config = model_config(backbone="test_resnet", pretrained_weights=str(tmp_path / "nope.pth"))
+    with pytest.raises(BackboneError, match="not found"):
+        build_backbone(config)
+    with pytest.raises(ValidationError, match="cannot be read"):
+        feature_key(config)
+
+
+def test_weights_of_another_architecture_are_refused(tmp_path: Path):
+    import timm
+
+    path = tmp_path / "effnet.pth"
+    torch.save(timm.create_model("test_efficientnet", num_classes=0).state_dict(), path)
+    config = model_config(backbone="test_resnet", pretrained_weights=str(path))
+    with pytest.raises(BackboneError, match="does not fit test_resnet"):
+        build_backbone(config)
+
+
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint", b"PK\x03\x04truncated zip"])
+def test_a_corrupt_or_truncated_weights_file_is_refused(tmp_path: Path, content: bytes):
+    path = tmp_path / "bad.pth"
+    path.write_bytes(content)
+    with pytest.raises(BackboneError, match="cannot be read"):
+        build_backbone(model_config(backbone="test_resnet", pretrained_weights=str(path)))
+
+
+class _Exploit:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+def test_a_weights_file_that_runs_code_when_unpickled_is_refused_unrun(tmp_path: Path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pth"
+    path.write_bytes(pickle.dumps({"state_dict": _Exploit(marker)}))
+
+    with pytest.raises(BackboneError):
+        build_backbone(model_config(backbone="test_resnet", pretrained_weights=str(path)))
+    assert not marker.exists()
+
+
+def test_an_unknown_backbone_is_a_clear_error():
+    with pytest.raises(BackboneError, match="unknown backbone"):
+        build_backbone(model_config(backbone="resnet_does_not_exist"))
+
+
+def test_settings_come_from_settings_mlloop_with_overrides(settings):
+    settings.MLLOOP = {**settings.MLLOOP, "BACKBONE": "test_vit", "EPOCHS": 7, "LAMBDA": 0.25}
+    config = model_config(epochs=2)
+    assert (config.backbone, config.epochs, config.lam) == ("test_vit", 2, 0.25)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"colour": "red"},
+        {"epochs": 0},
+        {"epochs": 2.5},
+        {"bag_size": -1},
+        {"image_size": 100_000},
+        {"lr": float("nan")},
+        {"dropout": 1.0},
+        {"lam": -0.1},
+        {"backbone": ""},
+        {"grades": ["3A"]},
+    ],
+)
+def test_bad_settings_are_refused_with_the_field_named(overrides):
+    with pytest.raises(ValidationError):
+        model_config(**overrides)
+
+
+def test_the_feature_key_follows_backbone_size_and_weights(tmp_path: Path):
+    base = model_config(backbone="test_resnet", image_size=64)
+    weights = tmp_path / "w.pth"
+    weights.write_bytes(b"one")
+    with_weights = model_config(
+        backbone="test_resnet", image_size=64, pretrained_weights=str(weights)
+    )
+    key = feature_key(with_weights)
+
+    assert feature_key(base) == feature_key(model_config(backbone="test_resnet", image_size=64))
+    assert feature_key(base) != feature_key(model_config(backbone="test_resnet", image_size=32))
+    assert feature_key(base) != feature_key(model_config(backbone="test_vit", image_size=64))
+    assert feature_key(base) != feature_key(
+        model_config(backbone="test_resnet", seed=1, image_size=64)
+    )
+    assert feature_key(base) != key
+    # The training settings of the heads do not touch the features.
+    assert feature_key(base) == feature_key(
+        model_config(backbone="test_resnet", image_size=64, epochs=3)
+    )
+    weights.write_bytes(b"two!")  # different content: a different key
+    assert feature_key(with_weights) != key
+    assert len(key) <= 64

@@ -1,0 +1,227 @@
+"""Scoring unlabeled railcars with the production model and the active-learning pool order."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from django.test import Client
+
+from adjudication.estimates import model_estimate
+from labeling import pool
+from labeling.models import Railcar
+from mlloop import registry, scoring
+from mlloop.config import RANDOM_PICK_SHARE
+from mlloop.models import RailcarScore
+from mlloop.scoring import Prediction, predict, uncertainty
+from mlloop.training import fit
+from scrapannot.models import AuditEvent
+from scrapannot.policy import set_policy
+from tests.labeling.factories import annotators
+from tests.mlloop.dataset_factories import label
+from tests.mlloop.model_factories import feature_bags, production_model, scrap_railcar
+
+torch.set_num_threads(2)
+Status = Railcar.Status
+
+
+def test_mc_dropout_gives_a_spread_and_a_grade_distribution():
+    trained = fit(feature_bags(30, seed=5), feature_bags(8, seed=6), _config(dropout=0.5))
+    bag = feature_bags(1, seed=7)[0].features
+
+    prediction = predict(trained, bag, mc_samples=30)
+
+    assert prediction.contamination_spread > 0  # dropout on: the passes differ
+    assert sum(prediction.grade_probs.values()) == pytest.approx(1.0, abs=1e-5)
+    assert 0 <= prediction.grade_entropy <= math.log(4) + 1e-9
+    assert not trained.model.training  # dropout off again afterwards
+
+
+def _config(**overrides):
+    from mlloop.config import model_config
+
+    return model_config(epochs=5, **overrides)
+
+
+def test_the_uncertainty_combines_spread_and_entropy_on_a_fixed_scale():
+    def u(spread: float, probs: list[float]) -> float:
+        p = np.array(probs)
+        entropy = float(-(p[p > 0] * np.log(p[p > 0])).sum())
+        pred = Prediction(2.0, spread, dict(zip("abcd", probs, strict=True)), entropy)
+        return uncertainty(pred, std_threshold=0.4, n_grades=4)
+
+    assert u(0.0, [1, 0, 0, 0]) == 0.0
+    assert u(0.4, [1, 0, 0, 0]) == pytest.approx(0.25)  # spread at the threshold: half its term
+    assert u(0.0, [0.25] * 4) == pytest.approx(0.5)  # grade undecided: all of its term
+    assert u(0.4, [0.25] * 4) == pytest.approx(0.75)
+    assert u(100.0, [0.25] * 4) < 1.0
+
+
+@pytest.mark.django_db
+def test_scores_are_written_for_unlabeled_railcars_only():
+    model = production_model()
+    in_pool = [scrap_railcar(p) for p in (1.0, 5.0, 9.0)]
+    adjudicating = scrap_railcar(4.0, status=Status.IN_ADJUDICATION)
+    labeled = scrap_railcar(3.0)
+    label(labeled, "3.0", "3A1")  # a final label already: nothing to learn from a score
+    needs_attention = scrap_railcar(2.0, status=Status.NEEDS_ATTENTION)
+
+    report = scoring.score_railcars()
+
+    scored = set(RailcarScore.objects.values_list("railcar_id", flat=True))
+    assert scored == {r.pk for r in in_pool} | {adjudicating.pk}
+    assert report.model_number == model.number and report.scored == 4
+    assert labeled.pk not in scored and needs_attention.pk not in scored
+    score = RailcarScore.objects.get(railcar=in_pool[0])
+    assert set(score.grade_probs) == {"3A", "3A1", "3AH", "cast iron"}
+    assert 0 <= score.uncertainty < 1 and score.model_version_id == model.pk
+    event = AuditEvent.objects.filter(action="model.scored").get()
+    assert event.payload["scored"] == 4
+
+
+@pytest.mark.django_db
+def test_the_pool_hands_out_the_most_uncertain_railcar_first(admin_user):
+    production_model()
+    set_policy(key=RANDOM_PICK_SHARE, value=0.0, actor=admin_user)
+    railcars = [scrap_railcar(p, raters=1) for p in (0.5, 9.5, 4.0, 2.0, 7.0, 6.0)]
+
+    scoring.score_railcars()
+
+    uncertainty_of = dict(RailcarScore.objects.values_list("railcar_id", "uncertainty"))
+    expected = sorted(uncertainty_of, key=uncertainty_of.get, reverse=True)
+    assert len(set(uncertainty_of.values())) == len(railcars)  # the ordering is meaningful
+    assert expected != [r.pk for r in railcars]  # and it is not the age order
+    handed_out = [
+        pool.next_assignment(annotator=user).railcar_id for user in annotators(len(railcars))
+    ]
+    assert handed_out == expected
+
+
+@pytest.mark.django_db
+def test_a_share_of_railcars_takes_a_random_priority(admin_user):
+    production_model()
+    set_policy(key=RANDOM_PICK_SHARE, value=0.3, actor=admin_user)
+    for i in range(240):
+        scrap_railcar(float(i % 10), layers=1)
+
+    report = scoring.score_railcars()
+
+    scores = list(RailcarScore.objects.values_list("railcar_id", "uncertainty", "random_pick"))
+    priority = dict(Railcar.objects.values_list("pk", "priority"))
+    picks = [s for s in scores if s[2]]
+    # Binomial(240, 0.3): mean 72, STD 7.1; 4 STD either side.
+    assert 43 <= len(picks) <= 101 and report.random_picks == len(picks)
+    assert all(priority[pk] == u for pk, u, pick in scores if not pick)
+    drawn = np.array([priority[pk] for pk, _, _ in picks])
+    assert np.all((drawn >= 0) & (drawn < 1))
+    assert abs(drawn.mean() - 0.5) < 0.15  # uniform on [0, 1): mean 0.5, STD of mean ~0.035
+    assert sum(priority[pk] != u for pk, u, _ in picks) == len(picks)
+
+
+@pytest.mark.django_db
+def test_scoring_again_with_the_same_model_changes_nothing():
+    production_model()
+    railcars = [scrap_railcar(p) for p in (1.0, 8.0)]
+    scoring.score_railcars()
+    before = dict(
+        Railcar.objects.filter(pk__in=[r.pk for r in railcars]).values_list("pk", "priority")
+    )
+
+    report = scoring.score_railcars()
+
+    assert report.scored == 0
+    assert RailcarScore.objects.count() == 2
+    after = dict(
+        Railcar.objects.filter(pk__in=[r.pk for r in railcars]).values_list("pk", "priority")
+    )
+    assert after == before
+
+
+@pytest.mark.django_db
+def test_without_a_production_model_nothing_is_scored():
+    railcar = scrap_railcar(3.0)
+
+    report = scoring.score_railcars()
+
+    assert report.note == "no production model" and report.model_number is None
+    assert not RailcarScore.objects.exists()
+    railcar.refresh_from_db()
+    assert railcar.priority == 0.0
+
+
+@pytest.mark.django_db
+def test_a_railcar_whose_frames_are_unreadable_is_skipped_not_fatal():
+    from django.core.files.storage import default_storage
+
+    production_model()
+    broken, fine = scrap_railcar(3.0), scrap_railcar(6.0)
+    for frame in broken.frames.all():
+        default_storage.delete(frame.file.name)
+
+    report = scoring.score_railcars()
+
+    assert report.skipped == [broken.pk] and report.scored == 1
+    assert list(RailcarScore.objects.values_list("railcar_id", flat=True)) == [fine.pk]
+
+
+@pytest.mark.django_db
+def test_a_corrupt_production_artifact_stops_scoring_with_a_clear_error():
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    model = production_model()
+    scrap_railcar(3.0)
+    default_storage.delete(model.artifact.name)
+    default_storage.save(model.artifact.name, ContentFile(b"garbage"))
+    registry._cache.clear()  # a fresh process: the damaged file is read
+
+    with pytest.raises(registry.ArtifactError, match="altered"):
+        scoring.score_railcars()
+    assert not RailcarScore.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_adjudication_page_gets_the_production_models_estimate():
+    model = production_model()
+    railcar = scrap_railcar(4.0, status=Status.IN_ADJUDICATION)
+    unscored = scrap_railcar(4.0, status=Status.RATED)
+    scoring.score_railcars(railcar_ids=[railcar.pk])
+
+    estimate = model_estimate(railcar.pk)
+
+    score = RailcarScore.objects.get(railcar=railcar)
+    assert estimate.model_label == f"model v{model.number}"
+    assert estimate.contamination_pct == score.contamination_pct
+    assert estimate.grade_probability == max(score.grade_probs.values())
+    assert model_estimate(unscored.pk) is None
+
+
+@pytest.mark.django_db
+def test_an_annotator_never_sees_the_score_or_the_priority(annotator):
+    production_model()
+    railcar = scrap_railcar(5.0, raters=1)
+    scoring.score_railcars()
+    score = RailcarScore.objects.get(railcar=railcar)
+    railcar.refresh_from_db()
+    client = Client()
+    client.force_login(annotator)
+
+    assignment = pool.next_assignment(annotator=annotator)
+    pages = [
+        client.get(f"/api/v1/assignments/{assignment.uid}/"),
+        client.get(f"/annotate/{assignment.uid}/"),
+        client.get("/annotate/"),
+    ]
+
+    secrets = {
+        f"{score.contamination_pct:.3f}"[:5],
+        f"{score.uncertainty:.3f}"[:5],
+        f"{railcar.priority:.3f}"[:5],
+        "uncertainty",
+        "priority",
+        "model v",
+    }
+    for response in pages:
+        assert response.status_code == 200
+        body = response.content.decode()
+        assert not [s for s in secrets if s in body], response.request["PATH_INFO"]
