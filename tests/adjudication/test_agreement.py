@@ -1,0 +1,589 @@
+"""Agreement statistics (against textbook values and small hand-computed examples) and the
+agreement page: who may see it, bad filters, and what it shows."""
+
+import os
+import re
+import subprocess
+import sys
+from datetime import UTC, date, datetime, timedelta
+
+import krippendorff
+import numpy as np
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from adjudication import agreement, charts
+from adjudication.agreement import (
+    MONTH,
+    WEEK,
+    AgreementData,
+    FinalRow,
+    RatingRow,
+    bias_scale_mae,
+    choose_period,
+    final_confusion,
+    fleiss_kappa,
+    interval_alpha,
+    rater_confusion,
+    summarize,
+)
+from adjudication.models import AdjudicationCase, FinalLabel, RaterCalibration
+from labeling.models import Railcar, Rating
+from tests.adjudication.factories import rated_railcar
+from tests.labeling.factories import annotators
+
+pytest_plugins = ["tests.browser_fixtures"]
+
+GRADES = ["3A", "3A1", "3AH", "cast iron"]
+URL = "/adjudication/agreement/"
+
+# Krippendorff (2011), "Computing Krippendorff's Alpha-Reliability", section C: 4 observers,
+# 12 units, missing values. His published alphas: interval 0.849 (nominal 0.743).
+KRIPPENDORFF_2011 = [
+    [1, 1, None, 1],
+    [2, 2, 3, 2],
+    [3, 3, 3, 3],
+    [3, 3, 3, 3],
+    [2, 2, 2, 2],
+    [1, 2, 3, 4],
+    [4, 4, 4, 4],
+    [1, 1, 2, 1],
+    [2, 2, 2, 2],
+    [None, 5, 5, 5],
+    [None, None, 1, 1],
+    [None, 3, None, None],
+]
+
+# Fleiss' kappa worked example (Wikipedia, "Fleiss' kappa"): 10 subjects, 14 raters each,
+# 5 categories; P-bar = 0.378, P-bar-e = 0.213, kappa = 0.210.
+FLEISS_TABLE = [
+    [0, 0, 0, 0, 14],
+    [0, 2, 6, 4, 2],
+    [0, 0, 3, 5, 6],
+    [0, 3, 9, 2, 0],
+    [2, 2, 8, 1, 1],
+    [7, 7, 0, 0, 0],
+    [3, 2, 6, 3, 0],
+    [2, 5, 3, 2, 2],
+    [6, 5, 2, 1, 0],
+    [0, 2, 2, 3, 7],
+]
+
+
+def grades_from_table(table: list[list[int]]) -> list[list[str]]:
+    return [[str(c + 1) for c, n in enumerate(row) for _ in range(n)] for row in table]
+
+
+# --- alpha --------------------------------------------------------------------------------------
+
+
+def test_alpha_matches_krippendorffs_published_interval_example():
+    units = [[v for v in unit if v is not None] for unit in KRIPPENDORFF_2011]
+
+    assert interval_alpha(units) == pytest.approx(0.849, abs=5e-4)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_alpha_in_closed_form_equals_the_krippendorff_package(seed):
+    rng = np.random.default_rng(seed)
+    truth = rng.gamma(2.0, 2.5, 60)
+    units = [
+        list(np.round(t + rng.normal(0, 0.5, rng.integers(1, 5)), 1)) for t in truth
+    ]  # 1 to 4 ratings a railcar, one decimal, some railcars not pairable
+    reliability = np.full((4, len(units)), np.nan)
+    for column, values in enumerate(units):
+        reliability[: len(values), column] = values
+
+    expected = krippendorff.alpha(reliability_data=reliability, level_of_measurement="interval")
+
+    assert interval_alpha(units) == pytest.approx(expected, rel=1e-9)
+
+
+def test_alpha_does_not_depend_on_the_order_of_a_railcars_ratings():
+    units = [[v for v in unit if v is not None] for unit in KRIPPENDORFF_2011]
+
+    assert interval_alpha([list(reversed(u)) for u in units]) == pytest.approx(
+        interval_alpha(units)
+    )
+
+
+def test_alpha_of_a_hand_computed_interval_example():
+    # Units (1, 2), (3, 3), (5, 6), two values each, n = 6 pairable values.
+    # Observed: within-unit squared differences, each pair both ways, over n: (2*1 + 0 + 2*1) / 6.
+    # Expected: every pair of the 6 values, both ways, over n(n - 1) = 30.
+    units = [[1.0, 2.0], [3.0, 3.0], [5.0, 6.0]] * 2  # doubled to clear MIN_RAILCARS
+    values = [v for u in units for v in u]
+    d_o = sum((a - b) ** 2 for u in units for a in u for b in u) / len(values)
+    d_e = sum((a - b) ** 2 for a in values for b in values) / (len(values) * (len(values) - 1))
+
+    assert interval_alpha(units) == pytest.approx(1 - d_o / d_e)
+    assert 0.8 < 1 - d_o / d_e < 1.0
+
+
+def test_perfect_agreement_gives_alpha_one():
+    assert interval_alpha([[v, v, v] for v in (1.0, 4.5, 7.0, 12.0, 30.0)]) == pytest.approx(1.0)
+
+
+def test_alpha_is_undefined_for_too_few_railcars_or_a_single_value():
+    assert interval_alpha([[1.0, 2.0]] * (agreement.MIN_RAILCARS - 1)) is None
+    assert interval_alpha([[1.0, 2.0]] * agreement.MIN_RAILCARS) is not None
+    assert interval_alpha([[5.0, 5.0, 5.0]] * 10) is None
+    # Railcars with one rating only are not pairable and do not count.
+    assert interval_alpha([[1.0]] * 20 + [[1.0, 2.0]] * 4) is None
+
+
+def test_alpha_is_negative_when_raters_disagree_more_than_chance():
+    assert interval_alpha([[0.0, 10.0], [0.0, 10.0], [10.0, 0.0], [0.0, 10.0], [10.0, 0.0]]) < 0
+
+
+# --- kappa --------------------------------------------------------------------------------------
+
+
+def test_kappa_matches_the_fleiss_worked_example():
+    kappa = fleiss_kappa(grades_from_table(FLEISS_TABLE), ["1", "2", "3", "4", "5"])
+
+    assert kappa.value == pytest.approx(0.210, abs=5e-4)
+    assert (kappa.railcars, kappa.raters, kappa.left_out) == (10, 14, 0)
+
+
+def test_kappa_by_hand_on_grades():
+    grades = [
+        ["3A", "3A", "3A"],
+        ["3A", "3A", "3A1"],
+        ["3A1", "3A1", "3A1"],
+        ["3AH", "3AH", "3A"],
+        ["cast iron", "cast iron", "cast iron"],
+    ]
+    # P_i = sum n_ij (n_ij - 1) / (3 * 2): 1, 1/3, 1, 1/3, 1 -> P-bar = 11/15.
+    # Marginals over 15 ratings: 3A 6, 3A1 4, 3AH 2, cast iron 3 -> P-e = (36+16+4+9)/225.
+    p_bar, p_e = 11 / 15, 65 / 225
+
+    assert fleiss_kappa(grades, GRADES).value == pytest.approx((p_bar - p_e) / (1 - p_e))
+
+
+def test_perfect_agreement_gives_kappa_one():
+    grades = [[g] * 3 for g in ["3A", "3A1", "3AH", "cast iron", "3A"]]
+
+    assert fleiss_kappa(grades, GRADES).value == pytest.approx(1.0)
+
+
+def test_kappa_uses_the_most_common_rater_count_and_says_how_many_it_left_out():
+    grades = [["3A", "3A", "3A1"]] * 4 + [["3AH", "3AH", "3AH"]] * 3 + [["3A", "3A"]] * 2
+    grades += [["3A"]]  # one rating: not pairable, not counted at all
+
+    kappa = fleiss_kappa(grades, GRADES)
+
+    assert (kappa.railcars, kappa.raters, kappa.left_out) == (7, 3, 2)
+    assert kappa.value == pytest.approx(fleiss_kappa(grades[:7], GRADES).value)
+
+
+def test_kappa_is_undefined_for_too_few_railcars_or_one_grade_only():
+    assert fleiss_kappa([["3A", "3A1", "3A"]] * 4, GRADES).value is None
+    assert fleiss_kappa([["3A", "3A", "3A"]] * 10, GRADES).value is None
+    assert fleiss_kappa([], GRADES).value is None
+
+
+# --- confusion ----------------------------------------------------------------------------------
+
+
+def test_rater_confusion_counts_each_pair_both_ways():
+    matrix = rater_confusion([["3A", "3A", "3A1"], ["3AH", "cast iron"]], GRADES)
+
+    # Railcar 1: pairs (3A, 3A), (3A, 3A1), (3A, 3A1); railcar 2: (3AH, cast iron).
+    assert matrix == [
+        [2, 2, 0, 0],
+        [2, 0, 0, 0],
+        [0, 0, 0, 1],
+        [0, 0, 1, 0],
+    ]
+    assert np.array_equal(np.array(matrix), np.array(matrix).T)
+
+
+def test_final_confusion_puts_the_label_in_rows_and_the_rater_in_columns():
+    matrix = final_confusion([("3A", "3A"), ("3A", "3A1"), ("3A", "3A1"), ("3AH", "3A")], GRADES)
+
+    assert matrix[0] == [1, 2, 0, 0]
+    assert matrix[2] == [1, 0, 0, 0]
+    assert sum(map(sum, matrix)) == 4
+
+
+def test_an_unknown_grade_gets_its_own_column_rather_than_vanishing():
+    categories = agreement.categories_of(["3A", "scrap X"])
+
+    assert categories == [*GRADES, "scrap X"]
+    assert rater_confusion([["3A", "scrap X"]], categories)[0][4] == 1
+
+
+# --- per rater ----------------------------------------------------------------------------------
+
+
+def test_bias_scale_and_mae_of_a_rater_with_offset_and_wide_scale():
+    truths = [2.0, 4.0, 6.0, 8.0]
+    values = [1.0 + 1.5 * t for t in truths]  # offset 1, scale 1.5
+
+    bias, scale, mae = bias_scale_mae(values, truths)
+
+    assert scale == pytest.approx(1.5)
+    # Deviations 2, 3, 4, 5.
+    assert bias == pytest.approx(3.5)
+    assert mae == pytest.approx(3.5)
+
+
+def test_mae_differs_from_bias_when_deviations_change_sign():
+    bias, scale, mae = bias_scale_mae([1.0, 3.0, 5.0], [2.0, 2.0, 6.0])
+
+    assert bias == pytest.approx(-1 / 3)
+    assert mae == pytest.approx(1.0)
+    # Slope by hand: t-mean = (-4/3, -4/3, 8/3), v-mean = (-2, 0, 2); 8/(96/9) = 0.75.
+    assert scale == pytest.approx(0.75)
+
+
+def test_scale_is_undefined_with_too_few_points_or_no_spread_in_the_labels():
+    assert bias_scale_mae([1.0, 2.0], [1.0, 2.0])[1] is None
+    assert bias_scale_mae([1.0, 2.0, 3.0], [4.0, 4.0, 4.0])[1] is None
+    assert bias_scale_mae([], []) == (None, None, None)
+
+
+def row(railcar: int, rater: str, pct: float, grade: str, day: int, seconds: int = 60) -> RatingRow:
+    when = datetime(2026, 3, 2, 12, tzinfo=UTC) + timedelta(days=day)
+    return RatingRow(railcar, rater, pct, grade, seconds, when)
+
+
+def test_summary_per_rater_on_known_data():
+    # Rater "wide" reads 1.5x the label; "low" reads 1 point under; "ok" reads the label.
+    # Railcar 4 is still in adjudication (no final label), railcar 5 waits for raters.
+    labels = {1: 2.0, 2: 4.0, 3: 6.0}
+    ratings = []
+    for railcar, label in labels.items():
+        ratings += [
+            row(railcar, "wide", 1.5 * label, "3A", 0, seconds=30),
+            row(railcar, "low", label - 1, "3A", 0, seconds=90),
+            row(railcar, "ok", label, "3A1", 0, seconds=60),
+        ]
+    ratings += [row(4, "wide", 9.0, "3A", 1, 40), row(4, "low", 1.0, "3AH", 1, 100)]
+    ratings += [row(5, "wide", 5.0, "3A", 1, 50)]
+    data = AgreementData(
+        ratings=ratings,
+        finals={k: FinalRow(v, "3A") for k, v in labels.items()},
+        adjudicated={4},
+        calibrations={},
+    )
+
+    report = summarize(data)
+    by_name = {r.rater: r for r in report.raters}
+
+    assert [r.rater for r in report.raters] == ["low", "ok", "wide"]
+    assert by_name["wide"].scale == pytest.approx(1.5)
+    assert by_name["wide"].bias == pytest.approx((1 + 2 + 3) / 3)
+    assert by_name["low"].bias == pytest.approx(-1.0) and by_name["low"].scale == pytest.approx(1)
+    assert by_name["ok"].mae == pytest.approx(0.0)
+    # wide: railcars 1-4 settled (5 still waits), one of them adjudicated.
+    assert (by_name["wide"].n_settled, by_name["wide"].adjudication_rate) == (4, 0.25)
+    assert by_name["ok"].adjudication_rate == 0.0
+    assert by_name["wide"].median_seconds == 30.0 and by_name["low"].median_seconds == 90.0
+    assert (report.railcars, report.ratings, report.labeled) == (5, 12, 3)
+    # Final label 3A in every labeled railcar: 6 raters said 3A, 3 said 3A1.
+    assert report.final_confusion[0] == [6, 3, 0, 0]
+
+
+# --- time -----------------------------------------------------------------------------------
+
+
+def test_busy_weeks_are_buckets_and_sparse_ones_fall_back_to_months():
+    start = datetime(2026, 3, 2, 9, tzinfo=UTC)  # a Monday
+    busy = [start + timedelta(days=7 * w, hours=i) for w in range(4) for i in range(6)]
+    sparse = [start + timedelta(days=10 * i) for i in range(8)]
+
+    assert choose_period(busy) == WEEK
+    assert choose_period(sparse) == MONTH
+    assert choose_period([]) == WEEK
+
+
+def test_railcars_fall_in_the_week_of_their_last_rating_and_gaps_stay_visible():
+    ratings = []
+    for railcar in range(12):
+        # Six railcars in the week of 2 March, six in the week of 16 March, none between.
+        day = 0 if railcar < 6 else 14
+        ratings += [row(railcar, f"r{i}", float(railcar + i % 2), "3A", day) for i in range(3)]
+    # Railcar 0's last rating comes a week later: it moves to the middle week.
+    ratings[0] = row(0, "r0", 0.0, "3A", 7)
+
+    report = summarize(AgreementData(ratings, {}, set(), {}))
+
+    assert report.period == WEEK
+    assert [(b.label, b.railcars) for b in report.buckets] == [
+        ("2026-03-02", 5),
+        ("2026-03-09", 1),
+        ("2026-03-16", 6),
+    ]
+    assert report.buckets[0].alpha is not None
+    assert report.buckets[1].alpha is None and report.buckets[1].kappa.value is None
+
+
+def test_months_step_over_year_ends():
+    assert agreement.next_period(date(2026, 12, 1), MONTH) == date(2027, 1, 1)
+    assert agreement.next_period(date(2026, 1, 1), MONTH) == date(2026, 2, 1)
+
+
+# --- charts -------------------------------------------------------------------------------------
+
+
+def test_a_line_chart_breaks_at_missing_values_and_escapes_labels():
+    svg = charts.line_chart(
+        label="<x>",
+        x_labels=["a", "<b>", "c", "d"],
+        series=[charts.Series("s&p", [0.5, None, 0.7, 0.8])],
+        y_axis=charts.Axis(0.0, 1.0, [0.0, 1.0]),
+    )
+
+    assert svg.count("<polyline") == 1  # "a" stands alone; "c"-"d" is the one line
+    assert svg.count("<circle") == 3
+    assert "<b>" not in svg and "&lt;b&gt;" in svg and "s&amp;p" in svg
+
+
+def test_scatter_points_outside_the_axis_are_pinned_to_its_edge():
+    axis = charts.Axis(0.0, 1.0, [0.0, 1.0])
+    svg = charts.scatter_chart(
+        label="s", points=[charts.Point(5.0, -3.0, "far")], x_axis=axis, y_axis=axis,
+        x_title="x", y_title="y",
+    )  # fmt: skip
+
+    cx, cy = (float(v) for v in re.search(r'cx="([\d.]+)" cy="([\d.]+)"', svg).groups())
+    assert cx == charts.WIDTH - charts.RIGHT and cy == charts.HEIGHT - charts.BOTTOM
+
+
+# --- the page -----------------------------------------------------------------------------------
+
+
+def client_for(user: User | None) -> Client:
+    client = Client()
+    if user is not None:
+        client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def committed(django_capture_on_commit_callbacks):
+    """`with committed():` runs, at its end, what waits for a commit (the rating signal, hence
+    aggregation, eager in tests) as a transactional test would, at a fraction of the cost."""
+    return lambda: django_capture_on_commit_callbacks(execute=True)
+
+
+@pytest.fixture
+def rated(db, committed) -> list[User]:
+    """Six railcars through the real pool, rating and aggregation path; three raters whose
+    readings differ in offset and scale; four railcars go to adjudication."""
+    raters = annotators(3, prefix="insp")
+    values = [
+        (2.0, 3.0, 2.0, "3A"),
+        (4.0, 5.5, 4.0, "3A"),
+        (6.0, 8.0, 6.0, "3A1"),
+        (8.0, 10.5, 8.0, "3A1"),
+        (10.0, 10.1, 10.0, "3AH"),
+        (3.0, 3.0, 3.0, "cast iron"),
+    ]
+    with committed():
+        for a, b, c, grade in values:
+            third = "3A" if grade == "3AH" else grade
+            rated_railcar([a, b, c], [grade, grade, third], raters=raters)
+    return raters
+
+
+def test_the_page_refuses_everyone_but_seniors_and_admins(
+    rated, annotator, plant, outsider, senior, admin_user
+):
+    refused = {"annotator": annotator, "plant": plant, "outsider": outsider, "a rater": rated[0]}
+    for who, user in refused.items():
+        response = client_for(user).get(URL)
+
+        assert response.status_code == 403, who
+        assert b"insp1" not in response.content and b"kappa" not in response.content, who
+    anonymous = Client().get(URL)
+    assert anonymous.status_code == 302 and "/accounts/login/" in anonymous["Location"]
+    assert b"insp1" not in anonymous.content
+    for user in (senior, admin_user):
+        assert client_for(user).get(URL).status_code == 200
+
+
+def test_the_page_only_answers_get(senior):
+    assert client_for(senior).post(URL).status_code == 405
+
+
+def test_seniors_see_agreement_and_rater_quality(senior, rated, django_assert_max_num_queries):
+    client = client_for(senior)
+    # Session, user, roles, lines, then ratings, labels, cases, calibrations: not one per railcar.
+    with django_assert_max_num_queries(8):
+        response = client.get(URL)
+
+    assert response.status_code == 200
+    assert reverse("adjudication:agreement") == URL
+    report = response.context["report"]
+    assert (report.railcars, report.ratings) == (6, 18)
+    # The spreads of railcars 1 to 4 exceed 0.4: those went to adjudication, 5 and 6 are final.
+    assert report.labeled == 2
+    assert AdjudicationCase.objects.count() == 4
+    by_name = {r.rater: r for r in report.raters}
+    assert set(by_name) == {"insp0", "insp1", "insp2"}
+    assert by_name["insp1"].adjudication_rate == pytest.approx(4 / 6)
+    assert by_name["insp1"].median_seconds == 61.0  # the factory's 60 + position
+    assert report.alpha is not None and report.alpha < 1
+    body = response.content.decode()
+    # Two railcars with a final label are too few for a rater's scale: no scatter yet.
+    assert body.count("<svg") == 1 and "No rater has enough labeled railcars yet." in body
+    assert "insp1" in body and "n/a" in body
+    assert 'id="rater-confusion"' in body and 'id="final-confusion"' in body
+    # Seniors may know railcar ids, but this page is about raters: it names none.
+    assert not any(real_id in body for real_id in Railcar.objects.values_list("real_id", flat=True))
+
+
+def test_rater_bias_and_scale_against_labels_set_through_the_real_path(senior, committed):
+    raters = annotators(3, prefix="cal")
+    # Rater 0 reads the truth, rater 1 truth + 0.2, rater 2 the truth again: spreads stay under
+    # the threshold so every railcar becomes final by consensus.
+    truths = [2.0, 4.0, 6.0, 8.0, 10.0]
+    with committed():
+        for t in truths:
+            rated_railcar([t, t + 0.2, t], ["3A"] * 3, raters=raters)
+    RaterCalibration.objects.create(
+        annotator=raters[1], offset=0.3, scale=0.9, noise_sd=0.2, n_ratings=5,
+        estimated_at=timezone.now(),
+    )  # fmt: skip
+
+    report = client_for(senior).get(URL).context["report"]
+    by_name = {r.rater: r for r in report.raters}
+    labels = [float(v) for v in FinalLabel.objects.order_by("railcar_id").values_list(
+        "contamination_pct", flat=True)]  # fmt: skip
+
+    expected = bias_scale_mae([t + 0.2 for t in truths], labels)
+    assert by_name["cal1"].bias == pytest.approx(expected[0])
+    assert by_name["cal1"].bias > 0 > by_name["cal0"].bias
+    assert by_name["cal1"].scale == pytest.approx(expected[1])
+    assert by_name["cal1"].adjudication_rate == 0.0
+    assert by_name["cal1"].calibration.offset == 0.3 and by_name["cal0"].calibration is None
+
+
+def test_the_page_renders_with_no_data_at_all(senior):
+    response = client_for(senior).get(URL)
+
+    assert response.status_code == 200
+    report = response.context["report"]
+    assert report.railcars == 0 and report.buckets == [] and report.raters == []
+    assert report.alpha is None and report.kappa.value is None
+    assert b"No ratings in this range." in response.content
+
+
+def test_the_date_range_and_line_filter_railcars_by_their_last_rating(senior, rated):
+    first, *rest = list(Rating.objects.values_list("railcar_id", flat=True).distinct())
+    Rating.objects.filter(railcar_id=first).update(
+        submitted_at=datetime(2025, 1, 15, 10, tzinfo=UTC)
+    )
+    client = client_for(senior)
+
+    january = client.get(URL, {"from": "2025-01-15", "to": "2025-01-15"}).context["report"]
+    after = client.get(URL, {"from": "2025-01-16"}).context["report"]
+    elsewhere = client.get(URL, {"line": "L9"}).context["report"]
+    here = client.get(URL, {"line": "L2"}).context["report"]
+
+    assert (january.railcars, after.railcars) == (1, len(rest))
+    assert (elsewhere.railcars, here.railcars) == (0, 6)
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"from": "2026-13-01"}, "Enter a valid date."),
+        ({"from": "yesterday"}, "Enter a valid date."),
+        ({"to": "2026-02-3"}, None),  # a short day is still a valid ISO-ish date
+        ({"from": "2026-03-10", "to": "2026-03-01"}, "comes before its start"),
+        ({"from": "0001-01-01"}, "Enter a date between"),
+        ({"to": "9999-12-31"}, "Enter a date between"),
+        ({"from": "2026-01-01\x00"}, "Enter a valid date."),
+        ({"line": "L" * 5000}, "at most 32 characters"),
+        ({"line": "L2\x00"}, "Null characters are not allowed."),
+        ({"from": "'; DROP TABLE labeling_rating; --"}, "Enter a valid date."),
+    ],
+)
+def test_bad_filters_get_a_clear_message_not_a_crash(senior, params, message):
+    response = client_for(senior).get(URL, params)
+
+    if message is None:
+        assert response.status_code == 200
+        return
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert "report" not in response.context
+
+
+def test_filter_values_are_escaped_when_echoed(senior):
+    response = client_for(senior).get(URL, {"line": "<script>x</script>", "from": "<b>"})
+
+    assert response.status_code == 400
+    assert b"<script>x" not in response.content and b"<b>" not in response.content
+
+
+def test_a_username_with_markup_is_escaped_in_the_table_and_the_chart(senior, committed):
+    raters = annotators(3, prefix='<svg onload="alert(1)">')
+    with committed():
+        for t in [2.0, 4.0, 6.0]:
+            rated_railcar([t, t, t + 0.1], ["3A"] * 3, raters=raters)
+
+    response = client_for(senior).get(URL)
+
+    body = response.content.decode()
+    assert response.status_code == 200 and response.context["charts"]["scatter_points"] == 3
+    assert "onload=" not in body.replace("onload=&quot;", "")
+    assert "&lt;svg onload=&quot;alert(1)&quot;&gt;0" in body
+
+
+def test_a_statsmodels_import_is_paid_by_this_page_only():
+    code = "import sys, django; django.setup(); import adjudication.agreement; " \
+        "print('statsmodels' in sys.modules)"  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "scrapannot.settings"},
+    )  # fmt: skip
+
+    assert out.stdout.strip() == "False"
+
+
+# --- in a browser -------------------------------------------------------------------------------
+
+
+@pytest.mark.browser
+def test_a_senior_reads_the_charts_and_narrows_the_range_in_chromium(page, log_in, senior):
+    raters = annotators(3, prefix="br")
+    # Ten railcars, agreeing closely enough to be final: five in each of two weeks.
+    for i, t in enumerate([2.0, 4.0, 6.0, 8.0, 10.0, 3.0, 5.0, 7.0, 9.0, 11.0]):
+        railcar, _ = rated_railcar([t, t + 0.1, t + 0.3], ["3A", "3A", "3A1"], raters=raters)
+        Rating.objects.filter(railcar=railcar).update(
+            submitted_at=datetime(2026, 3, 3 if i < 5 else 10, 12, tzinfo=UTC)
+        )
+    assert FinalLabel.objects.count() == 10
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+
+    log_in(username="senior", password="senior-pass-1")
+    page.goto(URL)
+
+    charts_on_page = page.locator("svg.chart")
+    assert charts_on_page.count() == 2
+    assert charts_on_page.first.bounding_box()["width"] > 300
+    assert page.locator("svg.chart polyline").count() == 2  # alpha and kappa over two weeks
+    assert page.locator("#raters tbody tr").count() == 3
+    assert page.locator("#rater-confusion").is_visible()
+    assert page.locator("#buckets tbody tr").count() == 2
+
+    page.fill("input[name=from]", "2026-03-09")
+    page.click("#agreement-filter button")
+    page.wait_for_load_state()
+
+    assert "from=2026-03-09" in page.url
+    assert page.locator("#summary").inner_text().startswith("5 railcars")
+    assert page.locator("#buckets tbody tr").count() == 1
+
+    page.goto(URL + "?from=2026-03-10&to=2026-03-01")
+    assert "comes before its start" in page.locator("#filter-errors").inner_text()
+    assert errors == []
