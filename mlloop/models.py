@@ -90,7 +90,7 @@ class ModelVersion(models.Model):
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
     # Backbone, image size, bag size, lambda, epochs, seed, ... as the run used them.
     settings = models.JSONField(default=dict)
-    # {"val": {...}, "test": {"mae": .., "r2": .., "accuracy": .., "macro_f1": .., ...}}
+    # {"val": {...}, "test": {"mae": .., "r2": .., "accuracy": .., "f1_macro": .., ...}}
     metrics = models.JSONField(default=dict)
     artifact = models.FileField(max_length=200, blank=True)
     artifact_sha256 = models.CharField(max_length=64, blank=True)

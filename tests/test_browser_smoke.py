@@ -141,8 +141,10 @@ def test_the_admin_reaches_the_audit_trail_and_the_railcars_in_the_django_admin(
 
     page.goto("/")
     page.locator("[data-role=admin]").get_by_role("link", name="Railcars").click()
-    expect(page).to_have_url(f"{live_server.url}/admin/labeling/railcar/")
-    expect(page.locator("#result_list")).to_contain_text("RC-58231774")
+    expect(page).to_have_url(f"{live_server.url}/ops/railcars/")
+    page.get_by_role("link", name="RC-58231774").click()
+    expect(page.get_by_role("heading", name="RC-58231774")).to_be_visible()
+    expect(page.locator("body")).to_contain_text("unloading.ingested")
 
 
 @pytest.mark.browser

@@ -134,7 +134,8 @@ def test_the_last_rating_closes_the_railcar_and_announces_it(django_capture_on_c
         railcar_rated.disconnect(listener)
 
     railcar.refresh_from_db()
-    assert railcar.status == Railcar.Status.RATED
+    # Rated, then (on the same commit) aggregated by adjudication, which listens to the signal.
+    assert railcar.status == Railcar.Status.LABELED
     assert announced == [railcar.pk]
     assert AuditEvent.objects.filter(action="railcar.rated").count() == 1
 

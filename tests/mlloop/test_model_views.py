@@ -1,0 +1,656 @@
+"""The model registry's admin pages: the list with its charts, one version's page and progress,
+promotion and rollback by hand, and the Celery beat schedules."""
+
+import hashlib
+import re
+
+import numpy as np
+import pytest
+from django.contrib.auth.models import Group, User
+from django.core.files.base import ContentFile
+from django.db import connection
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
+from playwright.sync_api import expect
+
+from mlloop.datasets import freeze_version
+from mlloop.models import DatasetVersion, ModelVersion, SplitAssignment
+from mlloop.training import metrics as compute_metrics
+from scrapannot.audit import verify_chain
+from scrapannot.models import AuditEvent
+from scrapannot.roles import Role
+from tests.adjudication.factories import rated_railcar
+from tests.concurrency import run_at_once
+
+pytest_plugins = ["tests.browser_fixtures"]
+pytestmark = pytest.mark.django_db
+
+GRADES = ["3A", "3A1", "3AH", "cast iron"]
+INTRUDERS = ["annotator", "senior", "plant", "outsider"]
+
+
+def client_for(user: User | None) -> Client:
+    client = Client()
+    if user is not None:
+        client.force_login(user)
+    return client
+
+
+def dataset(number: int = 1) -> DatasetVersion:
+    return DatasetVersion.objects.create(
+        number=number,
+        created_at=timezone.now(),
+        content_hash=hashlib.sha256(str(number).encode()).hexdigest(),
+        railcar_count=40,
+    )
+
+
+def run_metrics(seed: int) -> dict:
+    """Metrics as training computes them, over a made-up test split (40 railcars)."""
+    rng = np.random.default_rng(seed)
+    truth = rng.gamma(1.6, 1.7, 40)
+    grades = rng.integers(0, 4, 40)
+    guessed = np.where(rng.random(40) < 0.6, grades, rng.integers(0, 4, 40))
+    return compute_metrics(
+        truth, truth + rng.normal(0, 0.5 + seed * 0.1, 40), grades, guessed, GRADES
+    )
+
+
+def model_version(
+    number: int, *, status: str = ModelVersion.Status.SUCCEEDED, data: DatasetVersion | None = None
+) -> ModelVersion:
+    done = status == ModelVersion.Status.SUCCEEDED
+    version = ModelVersion.objects.create(
+        number=number,
+        dataset_version=data or DatasetVersion.objects.first() or dataset(),
+        status=status,
+        settings={"backbone": "test_convnext", "epochs": 3, "lam": 0.5},
+        metrics={"val": run_metrics(number), "test": run_metrics(100 + number)} if done else {},
+        created_at=timezone.now(),
+        finished_at=timezone.now() if done else None,
+        progress=1.0 if done else 0.0,
+        log="".join(f"line {i}\n" for i in range(3)),
+    )
+    if done:  # promotion needs a stored artifact
+        blob = f"weights of v{number}".encode()
+        version.artifact.save(f"v{number}.pt", ContentFile(blob), save=False)
+        version.artifact_sha256 = hashlib.sha256(blob).hexdigest()
+        version.save()
+    return version
+
+
+def periodic(name: str = "retrain nightly", task: str = "mlloop.retrain") -> PeriodicTask:
+    crontab = CrontabSchedule.objects.create(minute="30", hour="2", day_of_week="*")
+    return PeriodicTask.objects.create(name=name, task=task, crontab=crontab)
+
+
+def schedule_post(task: PeriodicTask, /, **changes: object) -> dict:
+    data = {
+        "task": task.pk,
+        "seen": task.date_changed.isoformat(),
+        "enabled": "on" if task.enabled else "",
+    }
+    if task.crontab_id:
+        data |= {
+            "minute": task.crontab.minute,
+            "hour": task.crontab.hour,
+            "day_of_week": task.crontab.day_of_week,
+        }
+    if task.interval_id:
+        data |= {"every": task.interval.every, "period": task.interval.period}
+    data |= changes
+    return {k: v for k, v in data.items() if v != ""}
+
+
+# --- who may ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("who", ["anonymous", *INTRUDERS])
+def test_nobody_but_admins_reaches_the_model_pages(who, request):
+    user = None if who == "anonymous" else request.getfixturevalue(who)
+    version = model_version(1)
+    task = periodic()
+    client = client_for(user)
+    number = version.number
+    gets = [
+        reverse("mlloop:models"),
+        reverse("mlloop:model", args=[number]),
+        reverse("mlloop:model", args=[number]) + "?download=artifact",
+        reverse("mlloop:model-progress", args=[number]),
+        reverse("mlloop:schedules"),
+    ]
+    posts = [
+        (reverse("mlloop:models"), {"dataset_version": version.dataset_version.number}),
+        (reverse("mlloop:model-promote", args=[number]), {"action": "promote", "reason": "x"}),
+        (reverse("mlloop:schedules"), schedule_post(task, enabled="")),
+    ]
+
+    responses = [client.get(url) for url in gets] + [client.post(u, d) for u, d in posts]
+
+    for response in responses:
+        if user is None:
+            assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+        else:
+            assert response.status_code == 403
+        assert b"mae" not in response.content.lower()
+    assert ModelVersion.objects.count() == 1
+    version.refresh_from_db()
+    task.refresh_from_db()
+    assert not version.is_production and task.enabled
+    assert not AuditEvent.objects.exists()
+
+
+def test_a_plant_token_does_not_open_the_model_pages(plant_client):
+    model_version(1)
+
+    for url in (reverse("mlloop:models"), reverse("mlloop:model-progress", args=[1])):
+        response = plant_client.get(url)
+        assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+def test_an_unknown_version_is_not_found(admin_user):
+    client = client_for(admin_user)
+
+    assert client.get(reverse("mlloop:model", args=[99])).status_code == 404
+    assert client.get(reverse("mlloop:model-progress", args=[99])).status_code == 404
+    response = client.post(
+        reverse("mlloop:model-promote", args=[99]), {"action": "promote", "reason": "x"}
+    )
+    assert response.status_code == 404
+
+
+# --- the list and its charts -----------------------------------------------------------------
+
+
+def test_the_list_with_no_versions_says_so_and_draws_no_chart(admin_user):
+    dataset()
+    response = client_for(admin_user).get(reverse("mlloop:models"))
+
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "No model versions yet." in body
+    assert "<svg" not in body and body.count("No finished versions yet.") == 3
+
+
+def test_one_version_is_one_point_per_split_on_each_chart(admin_user):
+    version = model_version(1)
+
+    body = client_for(admin_user).get(reverse("mlloop:models")).content.decode()
+
+    charts = re.findall(r"<svg.*?</svg>", body, re.S)
+    assert len(charts) == 3
+    for chart in charts:
+        assert chart.count("<circle") == 2 and "<polyline" not in chart
+    assert f"{version.metrics['test']['mae']:.3f}" in body
+    assert f"{version.metrics['test']['f1_macro']:.3f}" in body
+
+
+def test_many_versions_draw_a_line_over_the_finished_ones(admin_user):
+    for number in range(1, 8):
+        model_version(number)
+    model_version(8, status=ModelVersion.Status.FAILED)
+    model_version(9, status=ModelVersion.Status.RUNNING)
+
+    response = client_for(admin_user).get(reverse("mlloop:models"))
+
+    body = response.content.decode()
+    mae_chart = re.findall(r"<svg.*?</svg>", body, re.S)[0]
+    lines = re.findall(r'<polyline[^>]*points="([^"]+)"', mae_chart)
+    assert [len(points.split()) for points in lines] == [7, 7]
+    # Higher MAE is drawn lower on the y axis: the points follow the test MAE of each version.
+    test_mae = [ModelVersion.objects.get(number=n).metrics["test"]["mae"] for n in range(1, 8)]
+    ys = [float(p.split(",")[1]) for p in lines[1].split()]
+    assert np.argsort(ys).tolist() == np.argsort(test_mae)[::-1].tolist()
+    assert len(re.findall(r'<tr data-number="\d+">', body)) == 9
+
+
+def test_a_metric_that_is_undefined_breaks_the_line_instead_of_drawing_zero(admin_user):
+    for number in (1, 2, 3):
+        model_version(number)
+    middle = ModelVersion.objects.get(number=2)
+    middle.metrics["test"]["r2"] = None  # no variance in the truth
+    middle.save()
+
+    body = client_for(admin_user).get(reverse("mlloop:models")).content.decode()
+
+    r2_chart = re.findall(r"<svg.*?</svg>", body, re.S)[1]
+    assert r2_chart.count("<circle") == 5  # 3 val + 2 test
+    test_line_points = re.findall(r'<polyline[^>]*points="([^"]+)"', r2_chart)
+    assert len(test_line_points) == 1  # val only: test has no two neighbouring values
+
+
+# --- starting a run --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "posted", [{}, {"dataset_version": "7"}, {"dataset_version": "1; DROP TABLE"}, {"x": "1"}]
+)
+def test_a_run_on_no_or_an_unknown_dataset_version_is_refused(admin_user, posted):
+    dataset(1)
+
+    response = client_for(admin_user).post(reverse("mlloop:models"), posted)
+
+    assert response.status_code == 400
+    assert b"Choose a dataset version" in response.content
+    assert not ModelVersion.objects.exists()
+
+
+@pytest.fixture
+def tiny_model(settings) -> None:
+    """timm's smallest convnet at 32 px for two epochs: a whole run in seconds on a CPU."""
+    settings.MLLOOP = settings.MLLOOP | {"BACKBONE": "test_convnext", "IMAGE_SIZE": 32, "EPOCHS": 2}
+
+
+def frozen_dataset(admin: User, capture, railcars: int = 9) -> DatasetVersion:
+    """Railcars rated in agreement through the real pool, their splits pinned (train, val, test
+    in turn, so that no split is empty), frozen into a dataset version."""
+    splits = ["train", "val", "test"]
+    for i in range(railcars):
+        value = 1.0 + i
+        with capture(execute=True):  # aggregation runs once the last rating commits
+            railcar, _ = rated_railcar(
+                [value, value + 0.1, value + 0.2], [GRADES[i % 4]] * 3, prefix=f"r{i}-"
+            )
+        SplitAssignment.objects.create(
+            railcar=railcar, split=splits[i % 3], assigned_at=timezone.now()
+        )
+    return freeze_version(actor=admin)
+
+
+def test_an_admin_queues_a_run_that_the_worker_trains_registers_and_promotes(
+    admin_user, tiny_model, django_capture_on_commit_callbacks
+):
+    data = frozen_dataset(admin_user, django_capture_on_commit_callbacks)
+    client = client_for(admin_user)
+
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        response = client.post(reverse("mlloop:models"), {"dataset_version": data.number})
+
+    version = ModelVersion.objects.get()
+    assert response.status_code == 302 and response["Location"].endswith(f"/{version.number}/")
+    assert version.status == ModelVersion.Status.QUEUED and len(queued) == 1
+    assert version.settings["backbone"] == "test_convnext" and version.settings["epochs"] == 2
+    assert AuditEvent.objects.filter(action="model.queued", actor=admin_user).count() == 1
+    page = client.get(reverse("mlloop:model", args=[version.number])).content.decode()
+    assert 'id="run-progress"' in page and "mlloop/model.js" in page
+
+    # The task runs inline (CELERY_TASK_ALWAYS_EAGER), as a worker would run it.
+    with django_capture_on_commit_callbacks(execute=True):
+        queued[0]()
+
+    version.refresh_from_db()
+    assert version.status == ModelVersion.Status.SUCCEEDED, version.log
+    assert version.is_production  # the first successful run, by the promotion rule
+    page = client.get(reverse("mlloop:model", args=[version.number])).content.decode()
+    assert 'id="run-progress"' not in page and 'id="confusion"' in page
+    assert f"{version.metrics['test']['mae']:.4f}" in page
+    download = client.get(reverse("mlloop:model", args=[version.number]), {"download": "artifact"})
+    blob = b"".join(download.streaming_content)
+    assert hashlib.sha256(blob).hexdigest() == version.artifact_sha256
+    assert version.artifact_sha256 in page
+    listing = client.get(reverse("mlloop:models")).content.decode()
+    assert listing.count("<svg") == 3
+
+
+def test_a_run_on_a_dataset_without_training_railcars_fails_with_its_reason_shown(
+    admin_user, tiny_model, django_capture_on_commit_callbacks
+):
+    data = dataset(1)  # no items at all
+    client = client_for(admin_user)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("mlloop:models"), {"dataset_version": data.number})
+
+    version = ModelVersion.objects.get()
+    assert version.status == ModelVersion.Status.FAILED
+    page = client.get(reverse("mlloop:model", args=[version.number])).content.decode()
+    assert "no usable railcars in its train split" in page
+    assert not ModelVersion.objects.filter(is_production=True).exists()
+
+
+def test_a_run_with_unusable_configured_settings_is_refused_before_queueing(admin_user, settings):
+    settings.MLLOOP = settings.MLLOOP | {"BACKBONE": "no_such_net"}
+    data = dataset(1)
+
+    response = client_for(admin_user).post(
+        reverse("mlloop:models"), {"dataset_version": data.number}
+    )
+
+    assert response.status_code == 400 and b"no_such_net" in response.content
+    assert not ModelVersion.objects.exists()
+
+
+# --- one version -----------------------------------------------------------------------------
+
+
+def test_a_finished_version_shows_settings_metrics_confusion_log_and_artifact(admin_user):
+    version = model_version(3)
+    blob = b"weights-" * 100
+    version.artifact.save("v3.pt", ContentFile(blob))
+    version.artifact_sha256 = hashlib.sha256(blob).hexdigest()
+    version.save()
+    client = client_for(admin_user)
+
+    response = client.get(reverse("mlloop:model", args=[3]))
+
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "test_convnext" in body and "line 2" in body
+    assert version.artifact_sha256 in body
+    matrix = version.metrics["test"]["confusion"]["matrix"]
+    confusion = re.search(r'id="confusion".*?</table>', body, re.S).group(0)
+    cells = [int(c) for c in re.findall(r"<td[^>]*>(\d+)</td>", confusion)]
+    assert cells == [v for row in matrix for v in row]
+    assert 'src="/static/mlloop/model.js"' not in body  # nothing to poll
+    download = client.get(reverse("mlloop:model", args=[3]), {"download": "artifact"})
+    assert download.status_code == 200 and b"".join(download.streaming_content) == blob
+    assert "attachment" in download["Content-Disposition"]
+
+
+def test_a_version_without_an_artifact_has_nothing_to_download(admin_user):
+    model_version(1, status=ModelVersion.Status.FAILED)
+
+    response = client_for(admin_user).get(
+        reverse("mlloop:model", args=[1]), {"download": "artifact"}
+    )
+
+    assert response.status_code == 404
+
+
+def test_progress_reports_a_running_version_and_its_last_log_lines(admin_user):
+    version = model_version(1, status=ModelVersion.Status.QUEUED)
+    client = client_for(admin_user)
+    assert client.get(reverse("mlloop:model", args=[1])).content.count(b"mlloop/model.js") == 1
+    ModelVersion.objects.filter(pk=version.pk).update(
+        status=ModelVersion.Status.RUNNING,
+        progress=0.4,
+        stage="epoch 4/10",
+        log="".join(f"epoch {i}\n" for i in range(1, 31)),
+    )
+
+    state = client.get(reverse("mlloop:model-progress", args=[1])).json()
+
+    assert state["status"] == "running" and state["progress"] == 0.4
+    assert state["stage"] == "epoch 4/10" and not state["finished"]
+    assert state["log_tail"] == [f"epoch {i}" for i in range(11, 31)]
+    ModelVersion.objects.filter(pk=version.pk).update(status=ModelVersion.Status.FAILED)
+    assert client.get(reverse("mlloop:model-progress", args=[1])).json()["finished"]
+
+
+@pytest.mark.browser
+def test_the_progress_bar_follows_a_running_version_and_the_page_shows_the_result(page, log_in):
+    admin = User.objects.create_user(username="boss", password="boss-pass-1")
+    admin.groups.add(Group.objects.get_or_create(name=Role.ADMIN.value)[0])
+    version = model_version(1, status=ModelVersion.Status.RUNNING)
+    ModelVersion.objects.filter(pk=version.pk).update(progress=0.1, stage="features")
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    log_in(username="boss", password="boss-pass-1")
+
+    page.goto(reverse("mlloop:model", args=[1]))
+    expect(page.locator("#run-stage")).to_have_text("features")
+    ModelVersion.objects.filter(pk=version.pk).update(
+        progress=0.6, stage="training", log="epoch 5/10: val MAE 1.2\nepoch 6/10: val MAE 1.1"
+    )
+
+    expect(page.locator("#run-stage")).to_have_text("training")
+    expect(page.locator("#run-percent")).to_have_text("60 %")
+    assert page.locator("#run-progress").evaluate("bar => bar.value") == pytest.approx(0.6)
+    expect(page.locator("#run-log")).to_contain_text("epoch 6/10: val MAE 1.1")
+
+    finished = {"val": run_metrics(1), "test": run_metrics(2)}
+    ModelVersion.objects.filter(pk=version.pk).update(
+        status=ModelVersion.Status.SUCCEEDED, progress=1.0, stage="done", metrics=finished
+    )
+    expect(page.locator("#metrics")).to_be_visible()
+    expect(page.locator("#run-progress")).to_have_count(0)
+    expect(page.locator("#confusion")).to_be_visible()
+    assert errors == []
+
+
+# --- promotion and rollback ------------------------------------------------------------------
+
+
+def promote(client: Client, number: int, **data: str):
+    return client.post(reverse("mlloop:model-promote", args=[number]), data)
+
+
+def test_an_admin_promotes_a_version_and_rolls_it_back(admin_user):
+    first, second = model_version(1), model_version(2)
+    client = client_for(admin_user)
+
+    assert promote(client, 1, action="promote", reason="first good one").status_code == 302
+    assert promote(client, 2, action="promote", reason="better test MAE").status_code == 302
+    second.refresh_from_db()
+    assert second.is_production and second.promoted_at is not None
+
+    response = promote(client, 2, action="rollback", reason="worse on line 4")
+
+    assert response.status_code == 302
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert first.is_production and not second.is_production
+    events = AuditEvent.objects.filter(actor=admin_user).order_by("seq")
+    reasons = [e.payload.get("reason") for e in events]
+    assert "better test MAE" in reasons and "worse on line 4" in reasons
+    assert verify_chain().ok
+    page = client.get(reverse("mlloop:models")).content.decode()
+    assert re.search(r'data-number="1">.*?production', page, re.S)
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"action": "delete", "reason": "x"}, "action"),
+        ({"action": "promote"}, "reason"),
+        ({"action": "promote", "reason": "   "}, "reason"),
+        ({"action": "promote", "reason": "x" * 501}, "reason"),
+        ({}, "action"),
+    ],
+)
+def test_bad_promotion_input_changes_nothing(admin_user, data, message):
+    model_version(1)
+
+    response = promote(client_for(admin_user), 1, **data)
+
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert not ModelVersion.objects.filter(is_production=True).exists()
+    assert not AuditEvent.objects.exists()
+
+
+@pytest.mark.parametrize("status", [ModelVersion.Status.FAILED, ModelVersion.Status.RUNNING])
+def test_a_run_that_did_not_succeed_cannot_be_promoted(admin_user, status):
+    model_version(1, status=status)
+
+    response = promote(client_for(admin_user), 1, action="promote", reason="try it")
+
+    assert response.status_code == 400
+    assert not ModelVersion.objects.filter(is_production=True).exists()
+    assert not AuditEvent.objects.exists()
+
+
+def test_there_is_nothing_to_roll_back_to_without_an_earlier_production_model(admin_user):
+    model_version(1)
+    client = client_for(admin_user)
+    assert promote(client, 1, action="rollback", reason="nothing yet").status_code == 400
+    assert promote(client, 1, action="promote", reason="first").status_code == 302
+
+    response = promote(client, 1, action="rollback", reason="no earlier one")
+
+    assert response.status_code == 400
+    assert ModelVersion.objects.get(number=1).is_production
+
+
+# --- schedules -------------------------------------------------------------------------------
+
+
+def test_the_schedules_page_lists_the_learning_loop_first_and_the_product_jobs(admin_user):
+    periodic("zz retrain", "mlloop.retrain")
+    response = client_for(admin_user).get(reverse("mlloop:schedules"))
+
+    assert response.status_code == 200
+    tasks = re.findall(r'<tr data-task="([^"]+)"', response.content.decode())
+    # The migrations' schedules are there too (audit chain, lease expiry).
+    assert tasks[0].startswith("mlloop.")
+    assert "scrapannot.verify_audit_chain" in tasks and "labeling.expire_leases" in tasks
+
+
+def test_an_admin_changes_a_crontab_without_touching_the_shared_schedule(admin_user):
+    task = periodic()
+    other = PeriodicTask.objects.create(name="other", task="mlloop.score", crontab=task.crontab)
+
+    response = client_for(admin_user).post(
+        reverse("mlloop:schedules"),
+        schedule_post(task, minute="*/15", hour="1-5", day_of_week="mon-fri"),
+    )
+
+    assert response.status_code == 302
+    task.refresh_from_db()
+    other.refresh_from_db()
+    assert (task.crontab.minute, task.crontab.hour, task.crontab.day_of_week) == (
+        "*/15",
+        "1-5",
+        "mon-fri",
+    )
+    assert (other.crontab.minute, other.crontab.hour) == ("30", "2")
+    event = AuditEvent.objects.get(action="schedule.changed")
+    assert event.actor == admin_user and event.object_id == str(task.pk)
+    assert event.payload["before"]["minute"] == "30" and event.payload["after"]["minute"] == "*/15"
+
+
+def test_an_admin_disables_an_interval_schedule_and_changes_its_period(admin_user):
+    every_minute, _ = IntervalSchedule.objects.get_or_create(every=1, period="minutes")
+    task = PeriodicTask.objects.create(name="score", task="mlloop.score", interval=every_minute)
+
+    response = client_for(admin_user).post(
+        reverse("mlloop:schedules"), schedule_post(task, enabled="", every=6, period="hours")
+    )
+
+    assert response.status_code == 302
+    task.refresh_from_db()
+    assert not task.enabled and (task.interval.every, task.interval.period) == (6, "hours")
+    assert AuditEvent.objects.get(action="schedule.changed").payload["after"] == {
+        "enabled": False,
+        "every": 6,
+        "period": "hours",
+    }
+
+
+def test_saving_an_unchanged_schedule_records_nothing(admin_user):
+    task = periodic()
+
+    response = client_for(admin_user).post(reverse("mlloop:schedules"), schedule_post(task))
+
+    assert response.status_code == 302
+    assert not AuditEvent.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"minute": "60"},
+        {"minute": "*/0"},
+        {"minute": "0 1"},  # would shift the other crontab fields
+        {"hour": "24"},
+        {"hour": "-1"},
+        {"hour": "1-"},
+        {"day_of_week": "8"},
+        {"day_of_week": "someday"},
+        {"minute": "x" * 61},
+        {"minute": "5; DROP TABLE django_celery_beat_periodictask"},
+        {"minute": "<script>alert(1)</script>"},
+        {"minute": ""},
+        {"task": "999999"},
+        {"task": "abc"},
+        {"seen": ""},
+    ],
+)
+def test_bad_crontab_values_are_refused_and_nothing_changes(admin_user, changes):
+    task = periodic()
+
+    response = client_for(admin_user).post(
+        reverse("mlloop:schedules"), schedule_post(task, **changes)
+    )
+
+    assert response.status_code == 400
+    assert b"<script>alert(1)" not in response.content
+    assert b'class="error"' in response.content
+    task.refresh_from_db()
+    assert (task.crontab.minute, task.crontab.hour, task.crontab.day_of_week) == ("30", "2", "*")
+    assert not AuditEvent.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"every": "0"}, {"every": "-3"}, {"every": "1e9"}, {"period": "fortnights"}, {"every": ""}],
+)
+def test_bad_intervals_are_refused(admin_user, changes):
+    every_minute, _ = IntervalSchedule.objects.get_or_create(every=1, period="minutes")
+    task = PeriodicTask.objects.create(name="score", task="mlloop.score", interval=every_minute)
+
+    response = client_for(admin_user).post(
+        reverse("mlloop:schedules"), schedule_post(task, **changes)
+    )
+
+    assert response.status_code == 400
+    task.refresh_from_db()
+    assert task.interval == every_minute and not AuditEvent.objects.exists()
+
+
+def test_a_form_drawn_before_someone_elses_change_is_refused(admin_user):
+    task = periodic()
+    stale = schedule_post(task, hour="4")
+    client = client_for(admin_user)
+    assert (
+        client.post(reverse("mlloop:schedules"), schedule_post(task, enabled="")).status_code == 302
+    )
+
+    response = client.post(reverse("mlloop:schedules"), stale)
+
+    assert response.status_code == 409
+    assert b"changed meanwhile" in response.content
+    task.refresh_from_db()
+    assert task.crontab.hour == "2" and not task.enabled
+    assert AuditEvent.objects.filter(action="schedule.changed").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_edits_of_one_schedule_let_exactly_one_win(admin_user):
+    assert connection.vendor == "postgresql"
+    task = periodic()
+    forms = iter([schedule_post(task, hour=str(h)) for h in range(6)])
+
+    def edit() -> int:
+        return client_for(admin_user).post(reverse("mlloop:schedules"), next(forms)).status_code
+
+    statuses = run_at_once(edit, threads=6)
+
+    assert sorted(statuses) == [302] + [409] * 5
+    events = AuditEvent.objects.filter(action="schedule.changed")
+    assert events.count() == 1
+    task.refresh_from_db()
+    assert task.crontab.hour == events.get().payload["after"]["hour"]
+    assert verify_chain().ok
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_edits_of_different_schedules_all_land_without_deadlock(admin_user):
+    tasks = [periodic(f"job {i}", f"mlloop.job{i}") for i in range(5)]
+    forms = iter([schedule_post(t, minute=str(10 + i)) for i, t in enumerate(tasks)])
+
+    def edit() -> int:
+        return client_for(admin_user).post(reverse("mlloop:schedules"), next(forms)).status_code
+
+    statuses = run_at_once(edit, threads=5)
+
+    assert statuses == [302] * 5
+    assert sorted(
+        PeriodicTask.objects.filter(pk__in=[t.pk for t in tasks]).values_list(
+            "crontab__minute", flat=True
+        )
+    ) == [str(10 + i) for i in range(5)]
+    assert AuditEvent.objects.filter(action="schedule.changed").count() == 5
+    assert verify_chain().ok
