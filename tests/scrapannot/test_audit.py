@@ -148,3 +148,54 @@ def test_concurrent_appends_never_fork_the_chain(on_postgresql):
 
     report = audit.verify_chain()
     assert report.ok and report.events == 80
+
+
+def test_pages_walk_only_the_events_after_the_last_good_full_check():
+    _append(5)
+    audit.verify_and_record()  # the nightly check: event #6 names head #5
+    _append(3)
+
+    report = audit.verify_since_checkpoint()
+
+    assert report.ok
+    assert (report.from_seq, report.events, report.head_seq) == (6, 4, 9)
+    assert report.checkpoint_at is not None
+    assert report.head_hash == audit.verify_chain().head_hash
+
+
+def test_the_checkpoint_catches_new_tampering_and_an_edited_checkpoint_event():
+    _append(4)
+    audit.verify_and_record()  # names head #4
+    later = _append(2)
+    edit = "UPDATE scrapannot_auditevent SET payload = %s WHERE seq = %s"
+    _tamper(edit, ['{"n": 99}', later[0].seq])
+    assert audit.verify_since_checkpoint().broken_seq == later[0].seq
+
+    _tamper(edit, ['{"n": 98}', 4])  # the checkpoint's own event
+    report = audit.verify_since_checkpoint()
+    assert (report.ok, report.broken_seq) == (False, 4)
+
+
+def test_tampering_before_the_checkpoint_waits_for_the_next_full_check():
+    _append(4)
+    audit.verify_and_record()
+    _tamper("UPDATE scrapannot_auditevent SET payload = %s WHERE seq = %s", ['{"n": 97}', 2])
+
+    # The documented trade-off: pages do not walk what the last full check covered ...
+    assert audit.verify_since_checkpoint().ok
+    # ... the full walk (nightly, audit_verify, /audit/?full=1) does, and its verdict then
+    # makes the pages walk everything again.
+    audit.verify_and_record()
+    report = audit.verify_since_checkpoint()
+    assert (report.ok, report.from_seq, report.broken_seq) == (False, 1, 2)
+
+
+def test_without_a_good_full_check_pages_walk_everything():
+    _append(3)
+    assert audit.verify_since_checkpoint().from_seq == 1
+    _tamper("UPDATE scrapannot_auditevent SET payload = %s WHERE seq = %s", ['{"n": 7}', 2])
+    audit.verify_and_record()  # records audit.broken
+    _append(1)
+
+    report = audit.verify_since_checkpoint()
+    assert (report.ok, report.from_seq, report.broken_seq) == (False, 1, 2)
