@@ -12,6 +12,8 @@ above it.
 import io
 import logging
 from argparse import ArgumentParser
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -119,15 +121,8 @@ class Command(BaseCommand):
     def ingest(self, folders: list[Path]) -> None:
         self.step(f"Ingesting {len(folders)} unloadings")
         log = io.StringIO()
-        # Without a broker the quality checks run in-process, and Celery logs one line per task.
-        trace = logging.getLogger("celery.app.trace")
-        level = trace.level
-        if self.verbosity < 2:
-            trace.setLevel(logging.WARNING)
-        try:
+        with self.quiet_tasks():
             call_command("ingest", *[str(f) for f in folders], stdout=log, stderr=self.stderr)
-        finally:
-            trace.setLevel(level)
         lines = log.getvalue().splitlines()
         if self.verbosity > 1:
             self.stdout.write("\n".join(lines))
@@ -140,13 +135,26 @@ class Command(BaseCommand):
         if railcars < 1 or User.objects.filter(username__startswith="sim-rater-").exists():
             return
         self.step(f"Simulated raters rate {railcars} railcars (the rest is left for you)")
-        call_command(
-            "simulate_ratings",
-            railcars=railcars,
-            labels=out / LABELS_FILE,
-            i_know_this_is_not_production=True,
-            stdout=self.stdout,
-        )
+        with self.quiet_tasks():
+            call_command(
+                "simulate_ratings",
+                railcars=railcars,
+                labels=out / LABELS_FILE,
+                i_know_this_is_not_production=True,
+                stdout=self.stdout,
+            )
+
+    @contextmanager
+    def quiet_tasks(self) -> Iterator[None]:
+        """Without a broker, tasks run in-process and Celery logs one line per task."""
+        trace = logging.getLogger("celery.app.trace")
+        level = trace.level
+        if self.verbosity < 2:
+            trace.setLevel(logging.WARNING)
+        try:
+            yield
+        finally:
+            trace.setLevel(level)
 
     def print_accounts(self, users: list[DemoUser], *, url: str) -> None:
         rows = [("user", "role", "signs in with")]
