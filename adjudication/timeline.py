@@ -21,7 +21,7 @@ from django.db.models import Q, QuerySet
 
 from adjudication.models import AdjudicationCase, Consensus, FinalLabel
 from labeling.models import Assignment, Mask, Railcar, Rating
-from scrapannot.audit import GENESIS_HASH, event_digest
+from scrapannot.audit import GENESIS_HASH, digest_of
 from scrapannot.models import AuditEvent
 
 INGEST = "ingest & checks"
@@ -205,18 +205,7 @@ def _verified_entries(events: list[AuditEvent], frames: Mapping[int, int]) -> li
 
 
 def _problem(event: AuditEvent, *, prev_hash: str | None) -> str:
-    digest = event_digest(
-        prev_hash=event.prev_hash,
-        seq=event.seq,
-        created_at=event.created_at,
-        actor_id=event.actor_id,
-        actor_label=event.actor_label,
-        action=event.action,
-        object_type=event.object_type,
-        object_id=event.object_id,
-        payload=event.payload,
-    )
-    if digest != event.hash:
+    if digest_of(event) != event.hash:
         return "content does not match its hash (edited)"
     if prev_hash is None:
         return f"the event before it (#{event.seq - 1}) is missing"

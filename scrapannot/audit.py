@@ -126,7 +126,8 @@ class ChainReport:
     checkpoint_at: Any = None
 
 
-def _digest_of(event: AuditEvent) -> str:
+def digest_of(event: AuditEvent) -> str:
+    """The hash an event's stored content gives (equal to `event.hash` unless edited)."""
     return event_digest(
         prev_hash=event.prev_hash,
         seq=event.seq,
@@ -158,7 +159,7 @@ def verify_chain(
     count = 0
     if since is not None and since[0] > 0:
         start = AuditEvent.objects.filter(seq=since[0]).first()
-        if start is None or start.hash != since[1] or _digest_of(start) != since[1]:
+        if start is None or start.hash != since[1] or digest_of(start) != since[1]:
             return ChainReport(
                 ok=False,
                 events=0,
@@ -176,7 +177,7 @@ def verify_chain(
             problem = f"sequence gap: expected #{expected_seq}, found #{event.seq}"
         elif event.prev_hash != prev_hash:
             problem = "prev_hash does not match the hash of the event before it"
-        elif _digest_of(event) != event.hash:
+        elif digest_of(event) != event.hash:
             problem = "content does not match its hash (edited)"
         if problem:
             return ChainReport(

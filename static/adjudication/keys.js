@@ -3,6 +3,7 @@
 // take a second key: g (grade) and r (rationale), within PREFIX_MS.
 
 import { isTyping } from "../labeling/canvas.js";
+import { renderHelp as renderTable } from "../labeling/shortcuts.js";
 
 const PREFIX_MS = 2500;
 
@@ -34,35 +35,8 @@ const KEYS = {
 };
 
 export function renderHelp(container, { decision }) {
-  const groups = new Map();
-  for (const [group, keys, what] of TABLE) {
-    if (group === "Decision" && !decision) continue;
-    if (!groups.has(group)) groups.set(group, []);
-    groups.get(group).push([keys, what]);
-  }
-  for (const [group, rows] of groups) {
-    const section = document.createElement("section");
-    const title = document.createElement("h3");
-    title.textContent = group;
-    const list = document.createElement("dl");
-    for (const [keys, what] of rows) {
-      const dt = document.createElement("dt");
-      keys.split(" · ").forEach((alternative, i) => {
-        if (i) dt.append(" ");
-        alternative.split(" then ").forEach((k, j) => {
-          if (j) dt.append(" then ");
-          const kbd = document.createElement("kbd");
-          kbd.textContent = k;
-          dt.append(kbd);
-        });
-      });
-      const dd = document.createElement("dd");
-      dd.textContent = what;
-      list.append(dt, dd);
-    }
-    section.append(title, list);
-    container.append(section);
-  }
+  const rows = TABLE.filter(([group]) => decision || group !== "Decision");
+  renderTable(container, rows);
 }
 
 // `act(name, arg)` runs an action; `onPrefix(name | null)` shows a pending g or r; while

@@ -28,9 +28,10 @@ export const HELP = [
   ["Help", "?", "show or hide these shortcuts"],
 ];
 
-export function renderHelp(container) {
+// `table` rows are [group, keys, what]; the adjudication page passes its own.
+export function renderHelp(container, table = HELP) {
   const groups = new Map();
-  for (const [group, keys, what] of HELP) {
+  for (const [group, keys, what] of table) {
     if (!groups.has(group)) groups.set(group, []);
     groups.get(group).push([keys, what]);
   }
