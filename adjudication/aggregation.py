@@ -202,6 +202,9 @@ def aggregate_railcar(
         ratings = rating_inputs(railcar_id)
         if not ratings or len(ratings) < railcar.raters_needed:
             return None
+        # A reopened railcar keeps its label until a senior inspector decides: never recompute.
+        if FinalLabel.objects.filter(railcar=railcar, superseded_at__isnull=True).exists():
+            return None
         # Row locks first, the audit chain's lock last (see audit.record).
         case = (
             AdjudicationCase.objects.select_for_update()

@@ -25,7 +25,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from adjudication import aggregation, decisions
 from adjudication.estimates import model_estimate
 from adjudication.models import AdjudicationCase, Consensus, FinalLabel, RationaleCode
-from labeling.models import FailureCode, Frame, FrameExclusion, Grade, Mask, Rating
+from labeling.models import FailureCode, Frame, FrameExclusion, Grade, Mask, Railcar, Rating
 from scrapannot.roles import Role, has_role, role_required
 
 REVIEWERS = (Role.SENIOR_INSPECTOR, Role.ADMIN)
@@ -38,6 +38,7 @@ RATER_COLOURS = ["#3b82f6", "#f97316", "#22c55e", "#e11d48", "#a855f7", "#14b8a6
 REASON_LABELS = {
     aggregation.STD_ABOVE_THRESHOLD: "contamination STD above the threshold",
     aggregation.NO_GRADE_MAJORITY: "no grade majority",
+    decisions.REOPENED: "reopened after a final label (the audit trail says why)",
 }
 Status = AdjudicationCase.Status
 
@@ -345,6 +346,27 @@ def case(request: HttpRequest, case_id: int) -> HttpResponse:
     if request.method == "POST":
         return _decide(request, case)
     return _render_case(request, case, None)
+
+
+@require_POST
+@role_required(*REVIEWERS)
+def reopen(request: HttpRequest, railcar_id: int) -> HttpResponse:
+    """Send a railcar with a final label back to adjudication, with a reason."""
+    railcar = get_object_or_404(Railcar, pk=railcar_id)
+    back = request.POST.get("back") == "timeline" and has_role(request.user, Role.ADMIN)
+    try:
+        case = decisions.reopen(
+            railcar_id=railcar.pk, actor=request.user, reason=request.POST.get("reason", "")
+        )
+    except (ValueError, decisions.NotFinal) as exc:
+        messages.error(request, str(exc) or "Only a railcar with a final label can be reopened.")
+        if back:
+            return redirect("adjudication:railcar-timeline", railcar_id=railcar.pk)
+        return redirect("adjudication:queue")
+    messages.success(request, f"Railcar reopened as case {case.pk}.")
+    if back:
+        return redirect("adjudication:railcar-timeline", railcar_id=railcar.pk)
+    return redirect("adjudication:case", case_id=case.pk)
 
 
 @require_GET

@@ -20,6 +20,14 @@ class OwnRating(Exception):
     """An inspector may not adjudicate a railcar they rated themselves."""
 
 
+class NotFinal(Exception):
+    """Only a railcar with a final label can be reopened."""
+
+
+REOPENED = "reopened"
+MAX_REASON = 500
+
+
 def open_cases():
     """The queue: most disagreement first, then oldest."""
     return (
@@ -58,6 +66,15 @@ def decide(
         if any(r.annotator_id == actor.pk for r in ratings):
             raise OwnRating
         consensus = Consensus.objects.filter(railcar=railcar).first()
+        # A reopened railcar: the new label supersedes the current one, which is kept.
+        previous = (
+            FinalLabel.objects.select_for_update()
+            .filter(railcar=railcar, superseded_at__isnull=True)
+            .first()
+        )
+        if previous is not None:
+            previous.superseded_at = now
+            previous.save(update_fields=["superseded_at"])
         label = FinalLabel.objects.create(
             railcar=railcar,
             contamination_pct=contamination_pct.quantize(Decimal("0.1")),
@@ -88,6 +105,7 @@ def decide(
                 },
                 "rationale_code": rationale_code,
                 "note": note,
+                "supersedes": previous.pk if previous is not None else None,
             },
             decided_at=now,
             decided_by=actor,
@@ -109,6 +127,46 @@ def decide(
                 "rationale_code": rationale_code,
                 "note": note,
                 "final_label": label.pk,
+                "supersedes": previous.pk if previous is not None else None,
             },
         )
     return label
+
+
+def reopen(*, railcar_id: int, actor: AbstractBaseUser, reason: str) -> AdjudicationCase:
+    """Send a railcar that has a final label back to a senior inspector (a label found wrong,
+    new evidence). The label stays current until the case is decided; the decision supersedes
+    it. Reopening a railcar that already has an open case returns that case."""
+    reason = reason.strip()
+    if not reason:
+        raise ValueError("say why the railcar is reopened")
+    if len(reason) > MAX_REASON:
+        raise ValueError(f"the reason is longer than {MAX_REASON} characters")
+    now = timezone.now()
+    with transaction.atomic():
+        railcar = Railcar.objects.select_for_update().get(pk=railcar_id)
+        open_case = AdjudicationCase.objects.filter(
+            railcar=railcar, status=AdjudicationCase.Status.OPEN
+        ).first()
+        if open_case is not None:
+            return open_case
+        label = FinalLabel.objects.filter(railcar=railcar, superseded_at__isnull=True).first()
+        if label is None:
+            raise NotFinal
+        consensus = Consensus.objects.filter(railcar=railcar).first()
+        case = AdjudicationCase.objects.create(
+            railcar=railcar,
+            reasons=[REOPENED],
+            # Ahead of every disagreement: someone found the label wrong.
+            disagreement=(consensus.disagreement if consensus else 0.0) + 10.0,
+            opened_at=now,
+        )
+        railcar.status = Railcar.Status.IN_ADJUDICATION
+        railcar.save(update_fields=["status"])
+        audit.record(
+            action="adjudication.reopened",
+            actor=actor,
+            obj=case,
+            payload={"railcar": railcar.pk, "final_label": label.pk, "reason": reason},
+        )
+    return case

@@ -306,6 +306,7 @@ _SUMMARIES: dict[str, _Summary] = {
         f"Decided {p.get('contamination_pct')} % {p.get('grade')}: {p.get('rationale_code')}"
         + (f" ({p['note']})" if p.get("note") else "")
     ),
+    "adjudication.reopened": lambda p, f: f"Reopened for adjudication: {p.get('reason')}",
     "policy.changed": lambda p, f: f"Policy {p.get('key')}: {p.get('old')} → {p.get('new')}",
     "aggregation.reapplied": lambda p, f: (
         f"Aggregation re-applied to {p.get('railcars')} railcars under {p.get('policy')}"

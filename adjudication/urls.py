@@ -13,6 +13,7 @@ urlpatterns = [
         case_views.frame_image,
         name="case-frame-image",
     ),
+    path("adjudication/railcars/<int:railcar_id>/reopen/", case_views.reopen, name="reopen"),
     path("adjudication/agreement/", agreement_views.agreement, name="agreement"),
     path("ops/railcars/", timeline_views.railcars, name="railcars"),
     path(

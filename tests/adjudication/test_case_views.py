@@ -567,3 +567,38 @@ def test_two_seniors_deciding_at_once_give_one_final_label(on_postgresql):
     message = loser_client.get(case_url(case)).content.decode()
     assert f"was already decided by {winner.username}" in message
     assert "was not recorded" in message
+
+
+@pytest.mark.django_db(transaction=True)
+def test_reopening_from_the_pages_needs_a_reviewer_a_reason_and_a_final_label(
+    client, senior, admin_user, annotator
+):
+    from tests.adjudication.factories import rated_railcar
+
+    railcar, _ = rated_railcar(["2.0", "2.1", "2.2"], ["3A", "3A", "3A"], prefix="ro")
+    url = reverse("adjudication:reopen", args=[railcar.pk])
+
+    client.force_login(annotator)
+    assert client.post(url, {"reason": "x"}).status_code == 403
+    client.force_login(senior)
+    assert client.get(url).status_code == 405
+    response = client.post(url, {"reason": ""}, follow=True)
+    assert "say why" in response.content.decode()
+    assert not AdjudicationCase.objects.filter(railcar=railcar).exists()
+
+    response = client.post(url, {"reason": "<script>alert(1)</script>"})
+    case = AdjudicationCase.objects.get(railcar=railcar)
+    assert response.status_code == 302
+    assert response["Location"] == reverse("adjudication:case", args=[case.pk])
+    page = client.get(response["Location"]).content.decode()
+    assert "reopened after a final label" in page
+    assert "<script>alert(1)</script>" not in page
+
+    client.force_login(admin_user)
+    timeline = reverse("adjudication:railcar-timeline", args=[railcar.pk])
+    page = client.get(timeline).content.decode()
+    assert "Reopened for adjudication: &lt;script&gt;" in page
+    assert (
+        client.post(reverse("adjudication:reopen", args=[10**9]), {"reason": "x"}).status_code
+        == 404
+    )
