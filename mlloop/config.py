@@ -28,7 +28,14 @@ class ModelConfig:
     # A local file of backbone weights, or "" for a random initialisation (nothing is ever
     # downloaded: the plant network has no way out).
     pretrained_weights: str = ""
+    # Height in pixels the backbone sees; the width follows the aspect ratio (at most 4x).
     image_size: int = 224
+    # Crop each frame to its railcar box (Frame.railcar_box) when it has one: the ground, rails
+    # and sky around the railcar vary with the camera and hold no scrap.
+    crop_to_railcar: bool = True
+    # Backbone stages whose feature maps are average-pooled and concatenated into a frame's
+    # feature. Empty: automatic (see `stages`).
+    feature_stages: tuple[int, ...] = ()
     # s in seed 000, Algorithms 1 and 2: layers sampled per bag at each training step.
     bag_size: int = 4
     # lambda in L = L_reg + lambda * L_cls.
@@ -52,7 +59,19 @@ class ModelConfig:
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["grades"] = list(self.grades)
+        data["feature_stages"] = list(self.feature_stages)
         return data
+
+    @property
+    def stages(self) -> tuple[int, ...]:
+        """The stages pooled: the configured ones; automatically, none (the backbone's own pooled
+        output) with pretrained weights, and the first two without. A randomly initialised
+        backbone's last stage carries no contamination signal (measured on the synthetic
+        railcars: a ridge regression on it does no better than the mean), its first stages still
+        do (colour and fine texture statistics)."""
+        if self.feature_stages or self.pretrained_weights:
+            return self.feature_stages
+        return (0, 1)
 
 
 _POSITIVE_INTS = ("image_size", "bag_size", "epochs", "batch_size", "attention_dim")
@@ -74,6 +93,13 @@ def _validated(config: ModelConfig) -> ModelConfig:
             raise ValidationError(f"{name}: must not be negative")
     if not 0 <= config.dropout < 1:
         raise ValidationError("dropout: between 0 and 1")
+    if not isinstance(config.crop_to_railcar, bool):
+        raise ValidationError("crop_to_railcar: true or false")
+    stages = config.feature_stages
+    if any(isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < 16 for i in stages):
+        raise ValidationError(f"feature_stages: stage numbers from 0 to 15, got {list(stages)}")
+    if len(set(stages)) != len(stages):
+        raise ValidationError("feature_stages: each stage at most once")
     if not config.backbone or not isinstance(config.backbone, str):
         raise ValidationError("backbone: a timm model name")
     if len(config.grades) < 2 or len(set(config.grades)) != len(config.grades):
@@ -103,8 +129,12 @@ def config_from_dict(data: dict[str, Any]) -> ModelConfig:
     if unknown:
         raise ValidationError(f"unknown model settings: {', '.join(unknown)}")
     values = dict(data)
-    if "grades" in values:
-        values["grades"] = tuple(values["grades"])
+    for name in ("grades", "feature_stages"):
+        if name in values:
+            try:
+                values[name] = tuple(values[name])
+            except TypeError as exc:
+                raise ValidationError(f"{name}: expected a list") from exc
     return _validated(replace(ModelConfig(), **values))
 
 
@@ -131,9 +161,14 @@ def weights_digest(config: ModelConfig) -> str:
 
 
 def feature_key(config: ModelConfig) -> str:
-    """What a cached frame feature depends on: backbone, image size, weights. Fits the 64
-    characters of FrameFeature.feature_key: a readable prefix and a digest of the whole."""
-    whole = f"{config.backbone}|{config.image_size}|{weights_digest(config)}"
+    """What a cached frame feature depends on: backbone, image size, weights, crop and stages.
+    Fits the 64 characters of FrameFeature.feature_key: a readable prefix and a digest of the
+    whole."""
+    stages = ",".join(map(str, config.stages)) or "pooled"
+    whole = (
+        f"{config.backbone}|{config.image_size}|{weights_digest(config)}"
+        f"|crop={config.crop_to_railcar}|stages={stages}"
+    )
     digest = hashlib.sha256(whole.encode()).hexdigest()[:24]
     return f"{config.backbone[:30]}@{config.image_size}-{digest}"
 

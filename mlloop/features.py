@@ -1,14 +1,18 @@
 """Backbone features per frame, computed once per feature key and cached in FrameFeature.
 
-Images are resized to image_size x image_size whole (not cropped: a crop would cut the edges of
-the railcar, where scrap lies too) and normalized with the backbone's own mean and STD
-(timm.data.resolve_data_config).
+A frame is cropped to its railcar box when it has one (config.crop_to_railcar), resized whole to
+image_size pixels high with its aspect ratio kept (squashing a wide railcar would shrink the small
+inclusions further), and normalized with the backbone's own mean and STD
+(timm.data.resolve_data_config). Its feature is the backbone's pooled output, or the
+average-pooled feature maps of `config.stages`, concatenated.
 """
 
 import io
 import logging
+import math
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,6 +26,25 @@ from mlloop.models import FrameFeature
 logger = logging.getLogger(__name__)
 
 Log = Callable[[str], None]
+
+MAX_ASPECT = 4.0  # wider crops are squeezed to this many times their height
+MIN_CROP = 8  # pixels; a smaller railcar box is taken for a bad one and the whole frame used
+
+
+def crop_box(box: Any, width: int, height: int) -> tuple[int, int, int, int] | None:
+    """A railcar box [x_min, y_min, x_max, y_max] clipped to the frame, or None when there is
+    no usable one (absent, malformed, or smaller than MIN_CROP pixels once clipped)."""
+    try:
+        x0, y0, x1, y1 = (float(v) for v in box)
+    except (TypeError, ValueError):
+        return None
+    if not all(math.isfinite(v) for v in (x0, y0, x1, y1)):
+        return None
+    x0, y0 = max(0, math.floor(x0)), max(0, math.floor(y0))
+    x1, y1 = min(width, math.ceil(x1)), min(height, math.ceil(y1))
+    if x1 - x0 < MIN_CROP or y1 - y0 < MIN_CROP:
+        return None
+    return x0, y0, x1, y1
 
 
 class FeatureExtractor:
@@ -39,25 +62,54 @@ class FeatureExtractor:
         data_config = resolve_data_config({}, model=self.backbone)
         self.mean = np.asarray(data_config["mean"], dtype=np.float32)
         self.std = np.asarray(data_config["std"], dtype=np.float32)
-        self.dim = int(self.backbone.num_features)
+        self.stages = config.stages
+        with torch.inference_mode():
+            probe = torch.zeros(1, 3, config.image_size, config.image_size, device=config.device)
+            self.dim = int(self._forward(probe).shape[1])
         self.images_seen = 0
 
-    def preprocess(self, image: Image.Image) -> np.ndarray:
-        size = self.config.image_size
-        rgb = image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
+    def preprocess(self, image: Image.Image, railcar_box: Any = None) -> np.ndarray:
+        if self.config.crop_to_railcar and railcar_box is not None:
+            box = crop_box(railcar_box, *image.size)
+            if box is not None:
+                image = image.crop(box)
+        height = self.config.image_size
+        aspect = min(MAX_ASPECT, max(1 / MAX_ASPECT, image.width / image.height))
+        size = (max(1, round(height * aspect)), height)
+        rgb = image.convert("RGB").resize(size, Image.Resampling.BILINEAR)
         pixels = np.asarray(rgb, dtype=np.float32) / 255.0
         return ((pixels - self.mean) / self.std).transpose(2, 0, 1)
 
-    def extract(self, images: Sequence[Image.Image]) -> np.ndarray:
-        """[n, dim] float32 features, in batches of config.feature_batch, without gradients."""
+    def _forward(self, tensor: torch.Tensor) -> torch.Tensor:
+        if not self.stages:
+            return self.backbone(tensor)
+        maps = self.backbone.forward_intermediates(
+            tensor, indices=list(self.stages), intermediates_only=True, stop_early=True
+        )
+        return torch.cat([m.mean(dim=(2, 3)) for m in maps], dim=1)
+
+    def extract(
+        self, images: Sequence[Image.Image], railcar_boxes: Sequence[Any] | None = None
+    ) -> np.ndarray:
+        """[N, dim] float32 features, in batches of config.feature_batch, without gradients.
+        `railcar_boxes`, one per image (None for none), are the crops."""
+        boxes = railcar_boxes if railcar_boxes is not None else [None] * len(images)
         out = np.zeros((len(images), self.dim), dtype=np.float32)
         batch = self.config.feature_batch
         with torch.inference_mode():
             for start in range(0, len(images), batch):
-                chunk = np.stack([self.preprocess(im) for im in images[start : start + batch]])
-                tensor = torch.from_numpy(chunk).to(self.config.device)
-                out[start : start + len(chunk)] = self.backbone(tensor).float().cpu().numpy()
-                self.images_seen += len(chunk)
+                part = zip(images[start : start + batch], boxes[start : start + batch], strict=True)
+                arrays = [self.preprocess(im, box) for im, box in part]
+                # Frames of different aspect ratios go through in groups of equal shape.
+                by_shape: dict[tuple[int, ...], list[int]] = {}
+                for i, array in enumerate(arrays):
+                    by_shape.setdefault(array.shape, []).append(i)
+                for members in by_shape.values():
+                    chunk = np.stack([arrays[i] for i in members])
+                    tensor = torch.from_numpy(chunk).to(self.config.device)
+                    rows = [start + i for i in members]
+                    out[rows] = self._forward(tensor).float().cpu().numpy()
+                self.images_seen += len(arrays)
         return out
 
 
@@ -132,7 +184,7 @@ def frame_features(
             readable.append(frame)
         if not readable:
             continue
-        vectors = model.extract(images)
+        vectors = model.extract(images, [frame.railcar_box for frame in readable])
         # ignore_conflicts: a concurrent run that computed the same frame first wins; the
         # vectors are equal (same key, same frame).
         FrameFeature.objects.bulk_create(
@@ -162,7 +214,8 @@ def railcar_features(
         .order_by("railcar_id", "index")
         .values_list("railcar_id", "keyframe_id")
     )
-    frames = Frame.objects.filter(pk__in=[frame_id for _, frame_id in rows]).only("pk", "file")
+    frames = Frame.objects.filter(pk__in=[frame_id for _, frame_id in rows])
+    frames = frames.only("pk", "file", "railcar_box")
     vectors = frame_features(frames, config, log=log)
     layers: dict[int, list[np.ndarray]] = {}
     for railcar_id, frame_id in rows:

@@ -58,15 +58,19 @@ class MilModel(nn.Module):
         )
         self.regressor = _head(feature_dim, 1, dropout)
         self.classifier = _head(feature_dim, n_grades, dropout)
+        # Input whitening, fitted on the training layers (`fit_input_whitening`): features are
+        # centred and projected on their principal axes scaled to unit variance. Random-init
+        # backbone features are highly correlated and the contamination signal sits in
+        # low-variance directions, which a per-dimension standardization leaves buried.
         self.register_buffer("feature_mean", torch.zeros(feature_dim))
-        self.register_buffer("feature_std", torch.ones(feature_dim))
+        self.register_buffer("feature_whiten", torch.eye(feature_dim))
         self.register_buffer("target_mean", torch.zeros(()))
         self.register_buffer("target_std", torch.ones(()))
 
     def forward(self, features: torch.Tensor, mask: torch.Tensor | None = None) -> MilOutput:
         """features [B, S, F]; mask [B, S], True for a real layer (bags shorter than S are
         padded). Every bag needs at least one real layer."""
-        x = (features - self.feature_mean) / self.feature_std
+        x = (features - self.feature_mean) @ self.feature_whiten
         scores = self.attention(x).squeeze(-1)
         if mask is not None:
             scores = scores.masked_fill(~mask, float("-inf"))

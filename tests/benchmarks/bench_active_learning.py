@@ -60,6 +60,7 @@ PER_RAILCAR = 3
 @dataclass(frozen=True)
 class Railcar:
     keyframes: list[np.ndarray]  # RGB uint8, one per layer
+    railcar_boxes: list[tuple[int, int, int, int]]  # per keyframe, as Frame.railcar_box
     truth_pct: float
     grade: str
 
@@ -75,8 +76,13 @@ def render(args: tuple[int, int, int, tuple[int, int]]) -> Railcar:
         frames_per_layer=1,  # the one grab frame is at the IoU peak: the product's keyframe
         defect_share=0.0,
     )
-    keyframes = [unloading.frame(i) for i, grab in enumerate(unloading.grabs) if grab is not None]
-    return Railcar(keyframes, unloading.contamination_pct, unloading.grade)
+    grabbed = [i for i, grab in enumerate(unloading.grabs) if grab is not None]
+    return Railcar(
+        [unloading.frame(i) for i in grabbed],
+        [tuple(unloading.railcar_boxes[i]) for i in grabbed],
+        unloading.contamination_pct,
+        unloading.grade,
+    )
 
 
 @dataclass(frozen=True)
@@ -116,9 +122,10 @@ def extract(railcars: list[Railcar], config: ModelConfig) -> tuple[list[np.ndarr
     """Each railcar's bag of layer features, and the frames per second it took."""
     extractor = FeatureExtractor(config)
     images = [Image.fromarray(f) for r in railcars for f in r.keyframes]
-    extractor.extract(images[: config.feature_batch])  # warm up
+    boxes = [box for r in railcars for box in r.railcar_boxes]
+    extractor.extract(images[: config.feature_batch], boxes[: config.feature_batch])  # warm up
     start = time.perf_counter()
-    features = extractor.extract(images)
+    features = extractor.extract(images, boxes)
     rate = len(images) / (time.perf_counter() - start)
     bags, at = [], 0
     for railcar in railcars:
@@ -237,7 +244,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--per-round", type=int, default=20, help="railcars labeled per round")
     parser.add_argument("--backbone", default="resnet18")
-    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--mc-samples", type=int, default=20)
     parser.add_argument("--width", type=int, default=192, help="rendered frame width (16:9)")

@@ -221,3 +221,67 @@ def test_the_feature_key_follows_backbone_size_and_weights(tmp_path: Path):
     weights.write_bytes(b"two!")  # different content: a different key
     assert feature_key(with_weights) != key
     assert len(key) <= 64
+
+
+# --- input whitening and the railcar crop ------------------------------------------------------
+
+
+def test_whitening_gives_unit_variance_and_leaves_empty_directions_at_zero():
+    from mlloop.training import input_whitening
+
+    rng = np.random.default_rng(3)
+    # 12 layers of 40 correlated dimensions: at most 11 directions carry variance.
+    layers = rng.normal(size=(12, 5)) @ rng.normal(size=(5, 40)) * 10 + 3
+    mean, whiten = input_whitening(layers.astype(np.float32))
+
+    white = (layers - mean) @ whiten
+    variances = np.sort(white.var(axis=0, ddof=1))[::-1]
+    # The 5 real directions at unit variance, less the light shrinkage (1 % of the mean).
+    assert np.all((variances[:5] > 0.9) & (variances[:5] <= 1.0))
+    assert np.allclose(variances[5:], 0.0, atol=1e-6)
+    # A new layer off the training directions is not blown up (the bug this replaced: dividing
+    # by a near-zero per-dimension STD multiplied such a layer by up to 1e6).
+    stray = rng.normal(size=(1, 40)).astype(np.float32) * 10
+    assert np.abs((stray - mean) @ whiten).max() < 100
+
+
+@pytest.mark.parametrize(
+    "layers", [np.zeros((1, 6)), np.full((5, 6), 2.5)], ids=["one layer", "constant"]
+)
+def test_whitening_degenerates_to_the_identity(layers):
+    from mlloop.training import input_whitening
+
+    _, whiten = input_whitening(layers.astype(np.float32))
+    assert np.array_equal(whiten, np.eye(6, dtype=np.float32))
+
+
+@pytest.mark.parametrize(
+    ("box", "expected"),
+    [
+        ([10, 5, 90, 60], (10, 5, 90, 60)),
+        ([-20, -5, 500, 500], (0, 0, 100, 80)),  # clipped to the frame
+        ([10.4, 5.6, 89.2, 59.9], (10, 5, 90, 60)),
+        ([10, 5, 15, 60], None),  # narrower than the minimum crop
+        ([10, 5, "x", 60], None),
+        ([10, 5, float("nan"), 60], None),
+        ([10, 5, 90], None),
+        (None, None),
+        ("1,2,3,4", None),
+    ],
+)
+def test_the_railcar_crop_box_is_clipped_or_refused(box, expected):
+    from mlloop.features import crop_box
+
+    assert crop_box(box, 100, 80) == expected
+
+
+def test_the_crop_and_the_stages_are_part_of_the_feature_key():
+    base = model_config(backbone="test_resnet", image_size=32)
+    assert feature_key(base) != feature_key(model_config(backbone="test_resnet", image_size=32,
+                                                         crop_to_railcar=False))  # fmt: skip
+    assert feature_key(base) != feature_key(
+        model_config(backbone="test_resnet", image_size=32, feature_stages=(0,))
+    )
+    for bad in [(0, 0), (-1,), (16,), (True,), ("1",)]:
+        with pytest.raises(ValidationError):
+            model_config(backbone="test_resnet", image_size=32, feature_stages=bad)
