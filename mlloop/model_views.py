@@ -11,12 +11,11 @@ from typing import Any
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.safestring import SafeString
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from django_celery_beat.validators import (
     day_of_week_validator,
     hour_validator,
@@ -25,8 +24,8 @@ from django_celery_beat.validators import (
 
 from adjudication import charts
 from mlloop import registry
+from mlloop import schedules as schedules_domain
 from mlloop.models import DatasetVersion, ModelVersion
-from scrapannot import audit
 from scrapannot.roles import Role, role_required
 
 LOG_TAIL_LINES = 20
@@ -226,80 +225,6 @@ def _form_errors(form: forms.Form) -> str:
     return "; ".join(f"{field}: {' '.join(errors)}" for field, errors in form.errors.items())
 
 
-def _schedule_state(task: PeriodicTask) -> dict[str, Any]:
-    state: dict[str, Any] = {"enabled": task.enabled}
-    if task.crontab_id:
-        c = task.crontab
-        state |= {"minute": c.minute, "hour": c.hour, "day_of_week": c.day_of_week}
-    if task.interval_id:
-        state |= {"every": task.interval.every, "period": task.interval.period}
-    return state
-
-
-class StaleSchedule(ValidationError):
-    """The task changed after the admin's form was drawn."""
-
-
-def edit_schedule(*, data: dict[str, Any], actor: Any) -> PeriodicTask:
-    """Apply one admin's edit of one periodic task and audit it.
-
-    The task row is locked first, and beat's change marker (one row that `save` updates) is
-    written before the audit event, so every row lock is held before the audit chain's lock. A
-    form drawn from an older state of the task is refused, so two admins editing at once cannot
-    silently overwrite each other. Schedules are shared between tasks, so an edit points the task
-    at a matching schedule row (made if missing) instead of changing the shared one."""
-    with transaction.atomic():
-        task = (
-            PeriodicTask.objects.select_for_update(of=("self",))
-            .select_related("crontab", "interval")
-            .filter(pk=data["task"])
-            .first()
-        )
-        if task is None:
-            raise ValidationError("That schedule does not exist.")
-        if task.date_changed.isoformat() != data["seen"]:
-            raise StaleSchedule(f"{task.name} was changed meanwhile; reload the page and retry.")
-        before = _schedule_state(task)
-        task.enabled = data["enabled"]
-        if task.crontab_id:
-            task.crontab = _crontab_like(task.crontab, data)
-        elif task.interval_id:
-            if not data.get("every") or not data.get("period"):
-                raise ValidationError("An interval needs a number of periods and a period.")
-            fields = {"every": data["every"], "period": data["period"]}
-            task.interval = IntervalSchedule.objects.filter(
-                **fields
-            ).first() or IntervalSchedule.objects.create(**fields)
-        after = _schedule_state(task)
-        if after == before:
-            return task
-        task.save()
-        audit.record(
-            action="schedule.changed",
-            actor=actor,
-            obj=task,
-            payload={"name": task.name, "task": task.task, "before": before, "after": after},
-        )
-    return task
-
-
-def _crontab_like(old: CrontabSchedule, data: dict[str, Any]) -> CrontabSchedule:
-    missing = [f for f in ("minute", "hour", "day_of_week") if not data.get(f)]
-    if missing:
-        raise ValidationError(f"A crontab needs {', '.join(missing)} (use * for every).")
-    fields = {
-        "minute": data["minute"],
-        "hour": data["hour"],
-        "day_of_week": data["day_of_week"],
-        "day_of_month": old.day_of_month,
-        "month_of_year": old.month_of_year,
-        "timezone": old.timezone,
-    }
-    return CrontabSchedule.objects.filter(**fields).first() or CrontabSchedule.objects.create(
-        **fields
-    )
-
-
 @require_http_methods(["GET", "POST"])
 @role_required(Role.ADMIN)
 def schedules(request: HttpRequest) -> HttpResponse:
@@ -309,10 +234,10 @@ def schedules(request: HttpRequest) -> HttpResponse:
         try:
             if not form.is_valid():
                 raise ValidationError(_form_errors(form))
-            task = edit_schedule(data=form.cleaned_data, actor=request.user)
+            task = schedules_domain.edit_schedule(data=form.cleaned_data, actor=request.user)
         except ValidationError as exc:
             messages.error(request, "; ".join(exc.messages))
-            status = 409 if isinstance(exc, StaleSchedule) else 400
+            status = 409 if isinstance(exc, schedules_domain.StaleSchedule) else 400
         else:
             messages.success(request, f"{task.name} saved.")
             return redirect("mlloop:schedules")

@@ -1,0 +1,87 @@
+"""Editing the product's Celery beat schedules (django-celery-beat rows), audited.
+
+The page is `mlloop.model_views.schedules`; retraining and scoring live here with the nightly
+audit check, lease expiry and rater calibration.
+"""
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
+
+from scrapannot import audit
+
+
+def _schedule_state(task: PeriodicTask) -> dict[str, Any]:
+    state: dict[str, Any] = {"enabled": task.enabled}
+    if task.crontab_id:
+        c = task.crontab
+        state |= {"minute": c.minute, "hour": c.hour, "day_of_week": c.day_of_week}
+    if task.interval_id:
+        state |= {"every": task.interval.every, "period": task.interval.period}
+    return state
+
+
+class StaleSchedule(ValidationError):
+    """The task changed after the admin's form was drawn."""
+
+
+def edit_schedule(*, data: dict[str, Any], actor: Any) -> PeriodicTask:
+    """Apply one admin's edit of one periodic task and audit it.
+
+    The task row is locked first, and beat's change marker (one row that `save` updates) is
+    written before the audit event, so every row lock is held before the audit chain's lock. A
+    form drawn from an older state of the task is refused, so two admins editing at once cannot
+    silently overwrite each other. Schedules are shared between tasks, so an edit points the task
+    at a matching schedule row (made if missing) instead of changing the shared one."""
+    with transaction.atomic():
+        task = (
+            PeriodicTask.objects.select_for_update(of=("self",))
+            .select_related("crontab", "interval")
+            .filter(pk=data["task"])
+            .first()
+        )
+        if task is None:
+            raise ValidationError("That schedule does not exist.")
+        if task.date_changed.isoformat() != data["seen"]:
+            raise StaleSchedule(f"{task.name} was changed meanwhile; reload the page and retry.")
+        before = _schedule_state(task)
+        task.enabled = data["enabled"]
+        if task.crontab_id:
+            task.crontab = _crontab_like(task.crontab, data)
+        elif task.interval_id:
+            if not data.get("every") or not data.get("period"):
+                raise ValidationError("An interval needs a number of periods and a period.")
+            fields = {"every": data["every"], "period": data["period"]}
+            task.interval = IntervalSchedule.objects.filter(
+                **fields
+            ).first() or IntervalSchedule.objects.create(**fields)
+        after = _schedule_state(task)
+        if after == before:
+            return task
+        task.save()
+        audit.record(
+            action="schedule.changed",
+            actor=actor,
+            obj=task,
+            payload={"name": task.name, "task": task.task, "before": before, "after": after},
+        )
+    return task
+
+
+def _crontab_like(old: CrontabSchedule, data: dict[str, Any]) -> CrontabSchedule:
+    missing = [f for f in ("minute", "hour", "day_of_week") if not data.get(f)]
+    if missing:
+        raise ValidationError(f"A crontab needs {', '.join(missing)} (use * for every).")
+    fields = {
+        "minute": data["minute"],
+        "hour": data["hour"],
+        "day_of_week": data["day_of_week"],
+        "day_of_month": old.day_of_month,
+        "month_of_year": old.month_of_year,
+        "timezone": old.timezone,
+    }
+    return CrontabSchedule.objects.filter(**fields).first() or CrontabSchedule.objects.create(
+        **fields
+    )
