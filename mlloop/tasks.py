@@ -14,8 +14,11 @@ from typing import Any
 
 from celery import shared_task
 
-from mlloop import registry, runs, scoring
 from mlloop.models import DatasetVersion, ModelVersion
+
+# The domain modules (runs, scoring, registry) are imported inside the tasks: they load torch,
+# and this module is imported by every process at start (the pool-entry signal below), where a
+# web worker must not pay a second of torch import.
 
 TRAIN_SOFT_LIMIT_S = 3 * 3600
 TRAIN_HARD_LIMIT_S = 3 * 3600 + 600
@@ -28,6 +31,8 @@ TRAIN_HARD_LIMIT_S = 3 * 3600 + 600
     time_limit=TRAIN_HARD_LIMIT_S,
 )
 def train_model(model_version_id: int) -> dict[str, Any]:
+    from mlloop import runs
+
     run = runs.train_model_version(model_version_id)
     return {"number": run.number, "status": run.status, "production": run.is_production}
 
@@ -36,6 +41,8 @@ def train_model(model_version_id: int) -> dict[str, Any]:
 def score_railcars(
     model_version_id: int | None = None, railcar_ids: list[int] | None = None
 ) -> dict[str, Any]:
+    from mlloop import scoring
+
     model_version = ModelVersion.objects.get(pk=model_version_id) if model_version_id else None
     report = scoring.score_railcars(model_version=model_version, railcar_ids=railcar_ids)
     return {"model": report.model_number, "scored": report.scored, "note": report.note}
@@ -56,5 +63,13 @@ def retrain() -> dict[str, Any]:
         .exists()
     ):
         return {"queued": None, "note": f"dataset v{latest.number} already has a model"}
+    from mlloop import registry
+
     run = registry.create_run(dataset_version=latest, actor=None)
     return {"queued": run.number}
+
+
+def enqueue_scoring(sender: Any = None, *, railcar_id: int, **kwargs: Any) -> None:
+    """Score a railcar that just entered the pool, if there is a model to score it with."""
+    if ModelVersion.objects.filter(is_production=True).exists():
+        score_railcars.delay(railcar_ids=[railcar_id])

@@ -225,3 +225,27 @@ def test_an_annotator_never_sees_the_score_or_the_priority(annotator):
         assert response.status_code == 200
         body = response.content.decode()
         assert not [s for s in secrets if s in body], response.request["PATH_INFO"]
+
+
+@pytest.mark.django_db
+def test_a_railcar_entering_the_pool_is_scored_at_once(django_capture_on_commit_callbacks):
+    from labeling import pipeline
+    from labeling.policies import quality_thresholds
+
+    set_policy(key=RANDOM_PICK_SHARE, value=0.0, actor=None)
+    railcar = scrap_railcar(6.0)
+    Railcar.objects.filter(pk=railcar.pk).update(status=Status.CHECKING)
+    with django_capture_on_commit_callbacks(execute=True):
+        pipeline.conclude_checks(railcar_id=railcar.pk, thresholds=quality_thresholds())
+    assert not RailcarScore.objects.exists()  # no production model yet: nothing queued
+
+    production_model()
+    other = scrap_railcar(2.0)
+    Railcar.objects.filter(pk=other.pk).update(status=Status.CHECKING)
+    with django_capture_on_commit_callbacks(execute=True):
+        pipeline.conclude_checks(railcar_id=other.pk, thresholds=quality_thresholds())
+
+    assert list(RailcarScore.objects.values_list("railcar_id", flat=True)) == [other.pk]
+    other.refresh_from_db()
+    assert other.status == Status.IN_POOL
+    assert other.priority == pytest.approx(RailcarScore.objects.get().uncertainty)
