@@ -10,6 +10,7 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.db.models import Count
 from django.utils import timezone
 
 from labeling import masks
@@ -206,8 +207,7 @@ def submit_rating(
                 "contamination_pct": str(contamination_pct),
                 "grade": grade,
                 "seconds_spent": seconds_spent,
-                "excluded_frames": assignment.exclusions.count(),
-                "masks": assignment.masks.count(),
+                **_work_counts(assignment.pk),
             },
         )
         if closed is not None:
@@ -216,6 +216,13 @@ def submit_rating(
             )
             transaction.on_commit(lambda: railcar_rated.send(sender=Railcar, railcar_id=closed.pk))
     return rating, True
+
+
+def _work_counts(assignment_id: int) -> dict[str, int]:
+    """The assignment's excluded frames and masks, counted in one query."""
+    return Assignment.objects.filter(pk=assignment_id).aggregate(
+        excluded_frames=Count("exclusions", distinct=True), masks=Count("masks", distinct=True)
+    )
 
 
 def _close_if_fully_rated(*, railcar_id: int) -> Railcar | None:
