@@ -1,11 +1,8 @@
 // The case page's keyboard. As in the annotators' workspace, one table serves both the key
 // handling and the help overlay, so the help can never list a key that does nothing. Two keys
-// take a second key: g (grade) and r (rationale), within PREFIX_MS.
+// take a second key: g (grade) and r (rationale), within a few seconds.
 
-import { isTyping } from "../labeling/canvas.js";
-import { renderHelp as renderTable } from "../labeling/shortcuts.js";
-
-const PREFIX_MS = 2500;
+import { bindKeymap, renderHelp as renderTable } from "../labeling/shortcuts.js";
 
 // [group, keys as shown, what it does]
 const TABLE = [
@@ -39,50 +36,15 @@ export function renderHelp(container, { decision }) {
   renderTable(container, rows);
 }
 
-// `act(name, arg)` runs an action; `onPrefix(name | null)` shows a pending g or r; while
-// `paused()` (a dialog is open) only ? works, and the dialog keeps Enter, Esc and Tab.
+// 1-9 toggles a rater's masks; g then a digit grades, r then a digit picks the rationale. The
+// confirm dialog, while open, keeps Enter, Esc and Tab (`paused`).
 export function bindKeys({ act, onPrefix, paused }) {
-  let prefix = null;
-  let timer = null;
-  const setPrefix = (name) => {
-    prefix = name;
-    clearTimeout(timer);
-    if (name) timer = setTimeout(() => setPrefix(null), PREFIX_MS);
-    onPrefix(name);
-  };
-  const run = (e, action, arg) => {
-    e.preventDefault();
-    act(action, arg);
-  };
-
-  window.addEventListener("keydown", (e) => {
-    if (e.defaultPrevented || e.isComposing) return;
-    if (paused()) {
-      if (e.key === "?") run(e, "help");
-      return;
-    }
-    const mod = e.ctrlKey || e.metaKey;
-    if (mod && e.key === "Enter") return run(e, "submit");
-    if (e.key === "Escape" && prefix) {
-      e.preventDefault();
-      return setPrefix(null);
-    }
-    if (isTyping(e.target)) {
-      if (e.key === "Escape") e.target.blur();
-      return;
-    }
-    if (mod || (e.altKey && e.key !== "Alt")) return;
-    if (prefix && /^[1-9]$/.test(e.key)) {
-      const name = prefix;
-      setPrefix(null);
-      return run(e, name === "g" ? "grade" : "rationale", Number(e.key));
-    }
-    if (prefix) setPrefix(null);
-    if (/^[1-9]$/.test(e.key)) return run(e, "toggleRater", Number(e.key));
-    if (e.key === "g" || e.key === "r") {
-      e.preventDefault();
-      return setPrefix(e.key);
-    }
-    if (KEYS[e.key]) run(e, KEYS[e.key]);
+  bindKeymap({
+    keys: KEYS,
+    prefixes: { g: "grade", r: "rationale" },
+    digits: "toggleRater",
+    act,
+    onPrefix,
+    paused,
   });
 }

@@ -60,9 +60,35 @@ export function renderHelp(container, table = HELP) {
   }
 }
 
-// `act(name, arg)` runs an action; `onPrefix(name | null)` shows a pending x or g; while
-// `paused()` (a dialog is open) only ? works, and the dialog keeps Esc and Tab.
+const WORKSPACE_KEYS = {
+  Enter: "accept", z: "undo", Backspace: "undo", Escape: "clear", Delete: "deleteMask",
+  n: "nextFrame", ArrowRight: "nextFrame", p: "previousFrame", ArrowLeft: "previousFrame",
+  ArrowDown: "nextLayer", ArrowUp: "previousLayer", "+": "zoomIn", "=": "zoomIn",
+  "-": "zoomOut", 0: "fit", c: "focusContamination", "?": "help",
+};
+
+// The workspace's keys: x then a digit excludes with a failure code (x on an excluded frame
+// includes it again: `act("exclude")` answers whether a code is still to come), g then a digit
+// grades.
 export function bindShortcuts({ act, onPrefix, paused }) {
+  bindKeymap({
+    keys: WORKSPACE_KEYS,
+    prefixes: { x: "excludeAs", g: "grade" },
+    beforePrefix: { x: "exclude" },
+    act,
+    onPrefix,
+    paused,
+  });
+}
+
+// One keyboard mechanism for every page. `keys` maps a key to an action; `prefixes` maps a key
+// that waits for a digit (within PREFIX_MS) to the action that takes the digit; `beforePrefix`
+// runs an action when such a key is pressed, and the prefix waits only if it answers true;
+// `digits` takes a bare 1-9. `act(name, arg)` runs an action; `onPrefix(name | null)` shows a
+// pending prefix; while `paused()` (a dialog is open) only ? works, and the dialog keeps its keys.
+export function bindKeymap({
+  keys, prefixes = {}, beforePrefix = {}, digits = null, act, onPrefix, paused,
+}) {
   let prefix = null;
   let timer = null;
   const setPrefix = (name) => {
@@ -70,6 +96,11 @@ export function bindShortcuts({ act, onPrefix, paused }) {
     clearTimeout(timer);
     if (name) timer = setTimeout(() => setPrefix(null), PREFIX_MS);
     onPrefix(name);
+  };
+  // A focused button would also take Enter or Space: the shortcut wins.
+  const run = (e, action, arg) => {
+    e.preventDefault();
+    act(action, arg);
   };
 
   window.addEventListener("keydown", (e) => {
@@ -80,33 +111,28 @@ export function bindShortcuts({ act, onPrefix, paused }) {
     }
     const mod = e.ctrlKey || e.metaKey;
     if (mod && e.key === "Enter") return run(e, "submit");
-    if (e.key === "Escape" && prefix) return run(e, () => setPrefix(null));
+    if (e.key === "Escape" && prefix) {
+      e.preventDefault();
+      return setPrefix(null);
+    }
     if (isTyping(e.target)) {
       if (e.key === "Escape") e.target.blur();
       return;
     }
     if (mod || (e.altKey && e.key !== "Alt")) return;
     if (prefix && /^[1-9]$/.test(e.key)) {
-      const name = prefix;
+      const action = prefixes[prefix];
       setPrefix(null);
-      return run(e, name === "x" ? "excludeAs" : "grade", Number(e.key));
+      return run(e, action, Number(e.key));
     }
     if (prefix) setPrefix(null);
-    const name = {
-      Enter: "accept", z: "undo", Backspace: "undo", Escape: "clear", Delete: "deleteMask",
-      n: "nextFrame", ArrowRight: "nextFrame", p: "previousFrame", ArrowLeft: "previousFrame",
-      ArrowDown: "nextLayer", ArrowUp: "previousLayer", "+": "zoomIn", "=": "zoomIn",
-      "-": "zoomOut", 0: "fit", c: "focusContamination", "?": "help",
-    }[e.key];
-    if (e.key === "x") return run(e, () => act("exclude") && setPrefix("x"));
-    if (e.key === "g") return run(e, () => setPrefix("g"));
-    if (name) return run(e, name);
+    if (digits && /^[1-9]$/.test(e.key)) return run(e, digits, Number(e.key));
+    if (Object.hasOwn(prefixes, e.key)) {
+      e.preventDefault();
+      const before = beforePrefix[e.key];
+      if (!before || act(before)) setPrefix(e.key);
+      return;
+    }
+    if (Object.hasOwn(keys, e.key)) run(e, keys[e.key]);
   });
-
-  function run(e, action, arg) {
-    // A focused button would also take Enter or Space: the shortcut wins.
-    e.preventDefault();
-    if (typeof action === "function") action();
-    else act(action, arg);
-  }
 }
