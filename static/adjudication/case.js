@@ -5,6 +5,7 @@
 
 import { Viewer } from "../labeling/canvas.js";
 import { Filmstrip, frameList } from "../labeling/filmstrip.js";
+import { imageLoader, layerStep, statusLine } from "../labeling/frames.js";
 import { maskCanvas } from "../labeling/rle.js";
 import { Decision } from "./decision.js";
 import { bindKeys, renderHelp } from "./keys.js";
@@ -20,12 +21,12 @@ const colours = new Map(evidence.raters.map((r) => [r.letter, rgb(r.colour)]));
 const letters = evidence.raters.map((r) => r.letter);
 const masksOn = group(evidence.masks);
 const exclusionsOn = group(evidence.exclusions);
-const images = new Map();
+const image = imageLoader(imageUrl);
 const overlays = new Map();
 const form = $("adj-decision");
 const decision = form ? new Decision(form) : null;
 const current = () => state.frames[state.current];
-let flashTimer = null;
+const flash = statusLine($("ws-status"), { shownMs: 3000 });
 
 const viewer = new Viewer($("ws-canvas"), {
   onPoint: () => {}, // nothing to draw here: the page only looks
@@ -49,28 +50,7 @@ function rgb(hex) {
   return [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16));
 }
 
-function flash(message, kind = "info") {
-  const status = $("ws-status");
-  status.textContent = message;
-  status.dataset.kind = kind;
-  clearTimeout(flashTimer);
-  flashTimer = setTimeout(() => { status.textContent = ""; }, kind === "error" ? 9000 : 3000);
-}
 
-function image(id) {
-  if (!images.has(id)) {
-    images.set(id, new Promise((resolve, reject) => {
-      const img = new Image();
-      img.onload = () => resolve(img);
-      img.onerror = () => {
-        images.delete(id);
-        reject(new Error("The frame image could not be loaded; try the frame again."));
-      };
-      img.src = imageUrl(id);
-    }));
-  }
-  return images.get(id);
-}
 
 // Decoded once per mask; a mask whose RLE does not decode is reported, not drawn.
 function overlay(mask) {
@@ -106,8 +86,7 @@ async function showFrame(index) {
 }
 
 function moveLayer(step) {
-  const target = current().layerPos + step;
-  const index = state.frames.findIndex((f) => f.layerPos === target);
+  const index = layerStep(state.frames, state.current, step);
   if (index >= 0) showFrame(index);
 }
 

@@ -5,6 +5,7 @@
 import { api } from "./api.js";
 import { Viewer } from "./canvas.js";
 import { Filmstrip, frameList } from "./filmstrip.js";
+import { imageLoader, layerStep, statusLine } from "./frames.js";
 import { MaskTool } from "./masktool.js";
 import { renderPanel } from "./panel.js";
 import { RatingForm } from "./rating.js";
@@ -30,7 +31,7 @@ const state = {
   frames: [], current: 0, exclusions: new Map(), masks: [], selected: null,
   prefix: null, done: false, saving: false,
 };
-const images = new Map();
+const image = imageLoader((id) => urls.image(id));
 const overlays = new Map();
 const codeButtons = [...$("ws-codes").querySelectorAll("button")];
 const codeLabel = (code) => codeButtons.find((b) => b.dataset.code === code)?.dataset.label || code;
@@ -47,15 +48,8 @@ const rating = new RatingForm({
 });
 let filmstrip = null;
 let timer = null;
-let flashTimer = null;
+const flash = statusLine($("ws-status"), { shownMs: 3500 });
 
-function flash(message, kind = "info") {
-  const status = $("ws-status");
-  status.textContent = message;
-  status.dataset.kind = kind;
-  clearTimeout(flashTimer);
-  flashTimer = setTimeout(() => { status.textContent = ""; }, kind === "error" ? 9000 : 3500);
-}
 
 function fail(error) {
   if (error.leaseGone) {
@@ -77,20 +71,6 @@ function prompt(change) {
   change();
 }
 
-function image(id) {
-  if (!images.has(id)) {
-    images.set(id, new Promise((resolve, reject) => {
-      const img = new Image();
-      img.onload = () => resolve(img);
-      img.onerror = () => {
-        images.delete(id);
-        reject(new Error("The frame image could not be loaded; try the frame again."));
-      };
-      img.src = urls.image(id);
-    }));
-  }
-  return images.get(id);
-}
 
 function overlay(mask) {
   if (!overlays.has(mask.id)) overlays.set(mask.id, maskCanvas(mask.rle, MASK_FILL, MASK_EDGE));
@@ -123,8 +103,7 @@ async function showFrame(index) {
 }
 
 function moveLayer(step) {
-  const target = current().layerPos + step;
-  const index = state.frames.findIndex((f) => f.layerPos === target);
+  const index = layerStep(state.frames, state.current, step);
   if (index >= 0) showFrame(index);
 }
 
