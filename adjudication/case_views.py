@@ -25,6 +25,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from adjudication import aggregation, decisions
 from adjudication.estimates import model_estimate
 from adjudication.models import AdjudicationCase, Consensus, FinalLabel, RationaleCode
+from adjudication.raters import rater_letter
 from labeling.models import FailureCode, Frame, FrameExclusion, Grade, Mask, Railcar, Rating
 from scrapannot.roles import Role, has_role, role_required
 
@@ -58,16 +59,6 @@ class DecisionForm(forms.Form):
         if data.get("rationale_code") == RationaleCode.OTHER and not data.get("note"):
             self.add_error("note", "The rationale 'other' needs a note that says why.")
         return data
-
-
-def rater_letter(position: int) -> str:
-    """A, B, ..., Z, AA, AB, ...: the rater's place in rating order."""
-    letters = ""
-    position += 1
-    while position:
-        position, rest = divmod(position - 1, 26)
-        letters = chr(ord("A") + rest) + letters
-    return letters
 
 
 def rated_by(user: AbstractBaseUser, railcar_ids: list[int]) -> set[int]:

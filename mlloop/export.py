@@ -19,7 +19,6 @@ match its SHA-256 stops the export rather than shipping a silently wrong file.
 import hashlib
 import json
 import shutil
-import string
 import tempfile
 import zipfile
 from collections import defaultdict
@@ -32,6 +31,7 @@ import numpy as np
 from django.core.files.storage import default_storage
 
 from adjudication.models import FinalLabel
+from adjudication.raters import rater_letter
 from labeling import rle
 from labeling.models import Frame, FrameExclusion, Layer, Mask
 from mlloop.models import DatasetItem, DatasetVersion
@@ -135,7 +135,7 @@ def _load(items: list[DatasetItem]) -> _Batch:
     letters: dict[int, str] = {}
     per_label: dict[int, int] = defaultdict(int)
     for label_id, assignment_id in through.values_list("finallabel_id", "rating__assignment_id"):
-        letters[assignment_id] = string.ascii_uppercase[per_label[label_id] % 26]
+        letters[assignment_id] = rater_letter(per_label[label_id])
         per_label[label_id] += 1
     exclusions: dict[int, list[dict[str, str]]] = defaultdict(list)
     for assignment_id, frame_id, code in (

@@ -321,3 +321,11 @@ def test_a_reopened_railcar_keeps_its_label_until_a_decision_supersedes_it(senio
     with pytest.raises(decisions.NotFinal):
         unrated = pool_railcar()
         decisions.reopen(railcar_id=unrated.pk, actor=admin_user, reason="no label yet")
+
+
+def test_raters_are_lettered_past_z_without_repeating():
+    from adjudication.raters import rater_letter
+
+    letters = [rater_letter(i) for i in range(60)]
+    assert letters[:3] == ["A", "B", "C"] and letters[25:28] == ["Z", "AA", "AB"]
+    assert len(set(letters)) == 60
