@@ -6,7 +6,6 @@ import tempfile
 from django import forms
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db import transaction
 from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
@@ -15,7 +14,6 @@ from mlloop import datasets
 from mlloop.export import ExportError, export_version
 from mlloop.models import DatasetVersion
 from mlloop.svg import grouped_bars
-from scrapannot import audit
 from scrapannot.roles import Role, role_required
 
 ITEMS_PER_PAGE = 100
@@ -126,20 +124,13 @@ def export_archive(request: HttpRequest, number: int) -> HttpResponse:
     real_ids = request.GET.get("real_ids") == "1"
     handle = tempfile.TemporaryFile(prefix=f"dataset-v{number}-")  # noqa: SIM115 - closed by FileResponse
     try:
-        export_version(version, handle, include_real_ids=real_ids)
+        export_version(version, handle, include_real_ids=real_ids, actor=request.user)
     except ExportError as exc:
         handle.close()
         messages.error(request, f"Export failed: {exc}")
         return redirect("mlloop:dataset", number=number)
     size = handle.tell()
     handle.seek(0)
-    with transaction.atomic():
-        audit.record(
-            action="dataset.exported",
-            actor=request.user,
-            obj=version,
-            payload={"number": number, "real_ids": real_ids, "bytes": size},
-        )
     response = FileResponse(handle, as_attachment=True, filename=f"dataset-v{number}.zip")
     response["Content-Length"] = str(size)
     response["Content-Type"] = "application/zip"

@@ -29,12 +29,14 @@ from typing import IO, Any
 
 import numpy as np
 from django.core.files.storage import default_storage
+from django.db import transaction
 
 from adjudication.models import FinalLabel
 from adjudication.raters import rater_letter
 from labeling import rle
 from labeling.models import Frame, FrameExclusion, Layer, Mask
 from mlloop.models import DatasetItem, DatasetVersion
+from scrapannot import audit
 
 FORMAT = "scrapannot-dataset"
 FORMAT_VERSION = 1
@@ -313,10 +315,32 @@ def _write(version: DatasetVersion, writer: _Writer, *, include_real_ids: bool) 
 
 
 def export_version(
-    version: DatasetVersion, dest: Path | IO[bytes], *, include_real_ids: bool = False
+    version: DatasetVersion,
+    dest: Path | IO[bytes],
+    *,
+    include_real_ids: bool = False,
+    actor: Any = None,
+    actor_label: str | None = None,
 ) -> None:
     """Write `version` to `dest`: a directory (created; must be empty), a path ending in .zip, or
-    a binary file object (a zip). A failed export to a path leaves nothing behind."""
+    a binary file object (a zip). A failed export to a path leaves nothing behind; a finished
+    one is audited (who took which version, with or without the plant's ids)."""
+    _export(version, dest, include_real_ids=include_real_ids)
+    with transaction.atomic():
+        audit.record(
+            action="dataset.exported",
+            actor=actor,
+            actor_label=actor_label,
+            obj=version,
+            payload={
+                "number": version.number,
+                "real_ids": include_real_ids,
+                "to": "folder" if isinstance(dest, Path) and dest.is_dir() else "zip",
+            },
+        )
+
+
+def _export(version: DatasetVersion, dest: Path | IO[bytes], *, include_real_ids: bool) -> None:
     created = isinstance(dest, Path) and not dest.exists()
     try:
         writer = _Writer(dest)

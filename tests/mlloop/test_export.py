@@ -22,6 +22,7 @@ from mlloop.dataset_import import DatasetImportError, ImportLimits, import_versi
 from mlloop.datasets import freeze_version
 from mlloop.export import ExportError, export_version
 from mlloop.models import DatasetVersion
+from scrapannot.models import AuditEvent
 from tests.adjudication.factories import rated_railcar
 from tests.concurrency import run_at_once
 from tests.mlloop.dataset_factories import relabel
@@ -288,6 +289,10 @@ def test_the_commands_export_and_compare_an_archive_with_the_local_versions(
         call_command("export_dataset", str(version.number), str(dest))
     with pytest.raises(CommandError, match="no dataset version 9"):
         call_command("export_dataset", "9", str(tmp_path / "v9.zip"))
+    # Only the export that was written is on record, whichever way it was taken.
+    (event,) = AuditEvent.objects.filter(action="dataset.exported")
+    assert event.actor_label == "command:export_dataset"
+    assert event.payload == {"number": version.number, "real_ids": False, "to": "zip"}
     call_command("import_dataset", str(dest))
     out = capsys.readouterr().out
     assert "valid export of v1: 2 railcars" in out and "identical to local v1" in out

@@ -25,7 +25,9 @@ class Command(BaseCommand):
         if dest.suffix == ".zip" and dest.exists():
             raise CommandError(f"{dest} exists")
         try:
-            export_version(version, dest, include_real_ids=real_ids)
+            export_version(
+                version, dest, include_real_ids=real_ids, actor_label="command:export_dataset"
+            )
         except (ExportError, OSError) as exc:
             raise CommandError(f"export failed, nothing written: {exc}") from exc
         self.stdout.write(
