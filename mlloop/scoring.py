@@ -173,8 +173,11 @@ def score_railcars(
             )
         with transaction.atomic():
             created = RailcarScore.objects.bulk_create(rows, ignore_conflicts=True)
-            for pk, priority in priorities.items():
-                Railcar.objects.filter(pk=pk).update(priority=priority)
+            # One UPDATE per chunk, not one per railcar.
+            Railcar.objects.bulk_update(
+                [Railcar(pk=pk, priority=priorities[pk]) for pk in sorted(priorities)],
+                ["priority"],
+            )
         report.scored += len(created)
     with transaction.atomic():
         audit.record(
