@@ -9,13 +9,10 @@ senior inspector who rated a railcar themselves sees none of its figures and can
 
 from dataclasses import dataclass
 from datetime import timedelta
-from decimal import Decimal
 from typing import Any
 
 from django import forms
 from django.contrib import messages
-from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -24,18 +21,15 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from adjudication import aggregation, decisions
 from adjudication.estimates import model_estimate
+from adjudication.evidence import case_evidence
 from adjudication.models import AdjudicationCase, Consensus, FinalLabel, RationaleCode
-from adjudication.raters import rater_letter
-from labeling.models import FailureCode, Frame, FrameExclusion, Grade, Mask, Railcar, Rating
+from labeling.models import Frame, Grade, Railcar
 from scrapannot.roles import Role, has_role, role_required
 
 REVIEWERS = (Role.SENIOR_INSPECTOR, Role.ADMIN)
 QUEUE_LIMIT = 200
 RECENT_DAYS = 7
 RECENT_LIMIT = 100
-# One colour per rater letter, in order; the overlays and the table swatches share them. Chosen
-# to stay apart from each other and from grey scrap (blue, orange, green, magenta, ...).
-RATER_COLOURS = ["#3b82f6", "#f97316", "#22c55e", "#e11d48", "#a855f7", "#14b8a6", "#eab308"]
 REASON_LABELS = {
     aggregation.STD_ABOVE_THRESHOLD: "contamination STD above the threshold",
     aggregation.NO_GRADE_MAJORITY: "no grade majority",
@@ -59,31 +53,6 @@ class DecisionForm(forms.Form):
         if data.get("rationale_code") == RationaleCode.OTHER and not data.get("note"):
             self.add_error("note", "The rationale 'other' needs a note that says why.")
         return data
-
-
-def rated_by(user: AbstractBaseUser, railcar_ids: list[int]) -> set[int]:
-    return set(
-        Rating.objects.filter(annotator=user, railcar_id__in=railcar_ids).values_list(
-            "railcar_id", flat=True
-        )
-    )
-
-
-def next_case(
-    user: AbstractBaseUser, *, after: AdjudicationCase | None = None
-) -> AdjudicationCase | None:
-    """The open case this user should look at next, in queue order: the first one, or the one
-    after `after` (wrapping round). Cases of railcars the user rated are skipped."""
-    cases = decisions.open_cases().exclude(railcar__ratings__annotator=user)
-    if after is None:
-        return cases.first()
-    d, opened = after.disagreement, after.opened_at
-    later = cases.filter(
-        Q(disagreement__lt=d)
-        | Q(disagreement=d, opened_at__gt=opened)
-        | Q(disagreement=d, opened_at=opened, id__gt=after.pk)
-    ).first()
-    return later or cases.exclude(pk=after.pk).first()
 
 
 @dataclass(frozen=True)
@@ -122,7 +91,7 @@ def queue(request: HttpRequest) -> HttpResponse:
         .select_related("railcar", "decided_by", "final_label")
         .order_by("-closed_at", "-id")[:RECENT_LIMIT]
     )
-    own = rated_by(request.user, [c.railcar_id for c in open_cases + recent])
+    own = decisions.rated_by(request.user, [c.railcar_id for c in open_cases + recent])
     rows = [
         QueueRow(
             case=c,
@@ -135,7 +104,7 @@ def queue(request: HttpRequest) -> HttpResponse:
     context = {
         "rows": rows,
         "open_total": decisions.open_cases().count(),
-        "first": next_case(request.user),
+        "first": decisions.next_case(request.user),
         "recent": [(c, c.railcar_id in own) for c in recent],
         "days": days,
         "now": timezone.now(),
@@ -166,89 +135,6 @@ def _initial(consensus: Consensus | None) -> dict[str, object]:
     return initial
 
 
-def case_frames(railcar_id: int, referenced: set[int]) -> list[dict[str, object]]:
-    """The railcar's layers with their eligible frames (keyframe first), plus any frame a rater
-    marked that has become ineligible since, as `filmstrip.js` wants them."""
-    frames = (
-        Frame.objects.filter(railcar_id=railcar_id, layer__isnull=False)
-        .filter(Q(quality=Frame.Quality.ELIGIBLE) | Q(pk__in=referenced))
-        .select_related("layer")
-        .order_by("layer__index", "index")
-    )
-    layers: dict[int, list[Frame]] = {}
-    for frame in frames:
-        layers.setdefault(frame.layer.index, []).append(frame)
-    return [
-        {
-            "index": index,
-            "frames": [
-                {"id": str(f.uid), "width": f.width, "height": f.height}
-                for f in sorted(members, key=lambda f: (f.pk != f.layer.keyframe_id, f.index))
-            ],
-        }
-        for index, members in sorted(layers.items())
-    ]
-
-
-@dataclass(frozen=True)
-class RaterRow:
-    letter: str
-    colour: str
-    contamination_pct: Decimal
-    grade: str
-    seconds_spent: int
-    excluded: int
-    masks: int
-
-
-def case_evidence(case: AdjudicationCase) -> tuple[list[RaterRow], dict[str, object]]:
-    """The raters' rows for the table, and what the page's script draws: frames, masks and
-    exclusions keyed by rater letter and frame uid (no rating, assignment or mask id)."""
-    ratings = list(Rating.objects.filter(railcar_id=case.railcar_id).order_by("id"))
-    letter = {r.assignment_id: rater_letter(i) for i, r in enumerate(ratings)}
-    masks = list(
-        Mask.objects.filter(assignment_id__in=letter)
-        .select_related("frame")
-        .order_by("created_at", "id")
-    )
-    exclusions = list(
-        FrameExclusion.objects.filter(assignment_id__in=letter)
-        .select_related("frame")
-        .order_by("id")
-    )
-    rows = [
-        RaterRow(
-            letter=letter[r.assignment_id],
-            colour=RATER_COLOURS[i % len(RATER_COLOURS)],
-            contamination_pct=r.contamination_pct,
-            grade=r.grade,
-            seconds_spent=r.seconds_spent,
-            excluded=sum(e.assignment_id == r.assignment_id for e in exclusions),
-            masks=sum(m.assignment_id == r.assignment_id for m in masks),
-        )
-        for i, r in enumerate(ratings)
-    ]
-    codes = dict(FailureCode.choices)
-    data = {
-        "layers": case_frames(case.railcar_id, {m.frame_id for m in masks + exclusions}),
-        "raters": [{"letter": row.letter, "colour": row.colour} for row in rows],
-        "masks": [
-            {"rater": letter[m.assignment_id], "frame": str(m.frame.uid), "rle": m.rle}
-            for m in masks
-        ],
-        "exclusions": [
-            {
-                "rater": letter[e.assignment_id],
-                "frame": str(e.frame.uid),
-                "code": codes.get(e.code, e.code),
-                "note": e.note,
-            }
-            for e in exclusions
-        ],
-    }
-    return rows, data
-
-
 def _render_case(
     request: HttpRequest, case: AdjudicationCase, form: DecisionForm | None, status: int = 200
 ) -> HttpResponse:
@@ -256,7 +142,7 @@ def _render_case(
     raters, evidence = case_evidence(case)
     if form is None and case.status == Status.OPEN:
         form = DecisionForm(initial=_initial(consensus))
-    following = next_case(request.user, after=case)
+    following = decisions.next_case(request.user, after=case)
     context = {
         "case": case,
         "consensus": consensus,
@@ -277,7 +163,11 @@ def _render_case(
 
 
 def _refuse_own_rating(request: HttpRequest, case: AdjudicationCase) -> HttpResponse:
-    context = {"case": case, "refused": True, "next_case": next_case(request.user, after=case)}
+    context = {
+        "case": case,
+        "refused": True,
+        "next_case": decisions.next_case(request.user, after=case),
+    }
     return render(request, "adjudication/case.html", context, status=403)
 
 
@@ -320,7 +210,7 @@ def _decide(request: HttpRequest, case: AdjudicationCase) -> HttpResponse:
         f"Case {case.pk} decided: {label.contamination_pct} %, {label.grade} "
         f"({RationaleCode(form.cleaned_data['rationale_code']).label}).",
     )
-    following = next_case(request.user)
+    following = decisions.next_case(request.user)
     if following is None:
         return redirect("adjudication:queue")
     return redirect("adjudication:case", case_id=following.pk)
@@ -332,7 +222,7 @@ def case(request: HttpRequest, case_id: int) -> HttpResponse:
     case = get_object_or_404(
         AdjudicationCase.objects.select_related("railcar", "decided_by"), pk=case_id
     )
-    if rated_by(request.user, [case.railcar_id]):
+    if decisions.rated_by(request.user, [case.railcar_id]):
         return _refuse_own_rating(request, case)
     if request.method == "POST":
         return _decide(request, case)

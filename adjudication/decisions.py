@@ -4,6 +4,7 @@ from decimal import Decimal
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from adjudication.models import AdjudicationCase, Consensus, FinalLabel, RationaleCode
@@ -35,6 +36,31 @@ def open_cases():
         .select_related("railcar", "railcar__consensus")
         .order_by("-disagreement", "opened_at", "id")
     )
+
+
+def rated_by(user: AbstractBaseUser, railcar_ids: list[int]) -> set[int]:
+    return set(
+        Rating.objects.filter(annotator=user, railcar_id__in=railcar_ids).values_list(
+            "railcar_id", flat=True
+        )
+    )
+
+
+def next_case(
+    user: AbstractBaseUser, *, after: AdjudicationCase | None = None
+) -> AdjudicationCase | None:
+    """The open case this user should look at next, in queue order: the first one, or the one
+    after `after` (wrapping round). Cases of railcars the user rated are skipped."""
+    cases = open_cases().exclude(railcar__ratings__annotator=user)
+    if after is None:
+        return cases.first()
+    d, opened = after.disagreement, after.opened_at
+    later = cases.filter(
+        Q(disagreement__lt=d)
+        | Q(disagreement=d, opened_at__gt=opened)
+        | Q(disagreement=d, opened_at=opened, id__gt=after.pk)
+    ).first()
+    return later or cases.exclude(pk=after.pk).first()
 
 
 def decide(
