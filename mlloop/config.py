@@ -1,8 +1,8 @@
 """How the attention-MIL model is built and trained: one frozen dataclass read from
-settings.MLLOOP, with per-run overrides, snapshotted into every model version.
+settings.MLLOOP, with per-run overrides, snapshotted into every model version; and the key of
+the backbone features a configuration implies.
 
-Also the learning loop's admin policies and its registrations (`register_learning_loop`, called
-from MlloopConfig.ready). Nothing here imports torch: the web process loads this module at start.
+Nothing here imports torch: the web process loads this module at start.
 """
 
 import hashlib
@@ -16,10 +16,6 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from labeling.annotation_models import Grade
-from scrapannot.policy import Policy, register
-
-PROMOTION_MIN_GAIN = "mlloop.promotion_min_gain"
-RANDOM_PICK_SHARE = "mlloop.random_pick_share"
 
 
 @dataclass(frozen=True)
@@ -171,31 +167,3 @@ def feature_key(config: ModelConfig) -> str:
     )
     digest = hashlib.sha256(whole.encode()).hexdigest()[:24]
     return f"{config.backbone[:30]}@{config.image_size}-{digest}"
-
-
-def register_learning_loop() -> None:
-    """Policies and the adjudication page's estimate provider; called once per process."""
-    from adjudication.estimates import register_provider
-    from mlloop.scoring import production_estimate
-
-    register(
-        Policy(
-            key=PROMOTION_MIN_GAIN,
-            default=0.0,
-            description="A newly trained model becomes the production model by itself only if "
-            "its validation MAE beats the production model's by more than this many percentage "
-            "points (0: any improvement). Admins can still promote or roll back by hand.",
-            minimum=0.0,
-            maximum=100.0,
-        ),
-        Policy(
-            key=RANDOM_PICK_SHARE,
-            default=0.15,
-            description="Share of scored railcars whose pool priority is a random draw instead "
-            "of the model's uncertainty, so that an unbiased sample keeps reaching annotators "
-            "(for honest evaluation of the next model).",
-            minimum=0.0,
-            maximum=1.0,
-        ),
-    )
-    register_provider(production_estimate)

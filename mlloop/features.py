@@ -21,6 +21,7 @@ from PIL import Image, UnidentifiedImageError
 
 from labeling.models import Frame, Layer
 from mlloop.config import ModelConfig, feature_key
+from mlloop.model import build_backbone
 from mlloop.models import FrameFeature
 
 logger = logging.getLogger(__name__)
@@ -53,8 +54,6 @@ class FeatureExtractor:
 
     def __init__(self, config: ModelConfig) -> None:
         from timm.data import resolve_data_config
-
-        from mlloop.model import build_backbone
 
         self.config = config
         self.key = feature_key(config)

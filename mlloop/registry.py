@@ -1,25 +1,26 @@
-"""The model registry: queue a training run, promote, roll back, load a model version.
+"""The model registry: queue a training run, promote, roll back, load a model version (its
+artifact, read by mlloop.artifacts, kept once per process).
 
 At most one model version is in production (a database constraint). Each promotion remembers the
 model it replaced (`promoted_over`), so a rollback returns to it, and a second rollback to the
 one before that. Every change here is an audit event.
 """
 
-import hashlib
-import io
 import threading
 from collections import OrderedDict
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
-from mlloop.config import PROMOTION_MIN_GAIN, config_from_dict, feature_key, model_config
+from mlloop import signals
+from mlloop.artifacts import TrainedModel, read_artifact
+from mlloop.config import feature_key, model_config
 from mlloop.models import DatasetVersion, ModelVersion
+from mlloop.policies import PROMOTION_MIN_GAIN
 from scrapannot import audit
 from scrapannot.policy import policy_value
 
@@ -30,10 +31,6 @@ class PromotionError(Exception):
     """The promotion or rollback asked for is not possible (with the reason)."""
 
 
-class ArtifactError(Exception):
-    """A model version's artifact is missing, altered or unreadable."""
-
-
 def create_run(
     *,
     dataset_version: DatasetVersion,
@@ -42,7 +39,8 @@ def create_run(
     enqueue: bool = True,
 ) -> ModelVersion:
     """A queued model version with a snapshot of its settings; with `enqueue`, the training task
-    is sent once the surrounding transaction commits. Bad settings raise ValidationError."""
+    is sent once the surrounding transaction commits (signals.model_run_queued, which
+    MlloopConfig.ready connects to tasks.enqueue_training). Bad settings raise ValidationError."""
     import timm
 
     config = model_config(**(overrides or {}))
@@ -78,15 +76,10 @@ def create_run(
     else:
         raise IntegrityError("could not allocate a model version number")
     if enqueue:
-        transaction.on_commit(lambda: _enqueue(run.pk))
+        transaction.on_commit(
+            lambda: signals.model_run_queued.send(sender=ModelVersion, model_version_id=run.pk)
+        )
     return run
-
-
-def _enqueue(model_version_id: int) -> None:
-    from mlloop.tasks import train_model
-
-    result = train_model.delay(model_version_id)
-    ModelVersion.objects.filter(pk=model_version_id, task_id="").update(task_id=result.id or "")
 
 
 def production() -> ModelVersion | None:
@@ -203,62 +196,21 @@ def auto_promote(model_version: ModelVersion) -> bool:
     return promote_it
 
 
-_cache: "OrderedDict[tuple[int, str], Any]" = OrderedDict()
+_cache: "OrderedDict[tuple[int, str], TrainedModel]" = OrderedDict()
 _cache_lock = threading.Lock()
 
 
-def load(model_version: ModelVersion) -> Any:
-    """The trained model of a version (a `training.TrainedModel`), read from its artifact once
-    per process; ArtifactError if the file is missing, altered or unreadable."""
+def load(model_version: ModelVersion) -> TrainedModel:
+    """The trained model of a version, read from its artifact once per process;
+    artifacts.ArtifactError if the file is missing, altered or unreadable."""
     key = (model_version.pk, model_version.artifact_sha256)
     with _cache_lock:
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key]
-    trained = _read_artifact(model_version)
+    trained = read_artifact(model_version)
     with _cache_lock:
         _cache[key] = trained
         while len(_cache) > 4:
             _cache.popitem(last=False)
     return trained
-
-
-def _read_artifact(model_version: ModelVersion) -> Any:
-    import torch
-
-    from mlloop.model import MilModel
-    from mlloop.training import ARTIFACT_FORMAT, TrainedModel
-
-    label = f"model v{model_version.number}"
-    if not model_version.artifact:
-        raise ArtifactError(f"{label} has no artifact")
-    try:
-        with default_storage.open(model_version.artifact.name, "rb") as handle:
-            data = handle.read()
-    except OSError as exc:
-        raise ArtifactError(f"{label}: artifact {model_version.artifact.name} missing") from exc
-    if hashlib.sha256(data).hexdigest() != model_version.artifact_sha256:
-        raise ArtifactError(f"{label}: artifact does not match its recorded SHA-256 (altered)")
-    try:
-        payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-        if payload.get("format") != ARTIFACT_FORMAT:
-            raise ArtifactError(f"{label}: unknown artifact format {payload.get('format')!r}")
-        config = config_from_dict(payload["config"])
-        model = MilModel(
-            int(payload["feature_dim"]),
-            len(config.grades),
-            dropout=config.dropout,
-            attention_dim=config.attention_dim,
-        )
-        model.load_state_dict(payload["state_dict"])
-    except ArtifactError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - any decoding failure means the same: unusable
-        raise ArtifactError(f"{label}: artifact unreadable ({exc})") from exc
-    model.to(config.device).eval()
-    return TrainedModel(
-        model=model,
-        config=config,
-        feature_key=payload["feature_key"],
-        best_epoch=int(payload.get("best_epoch", 0)),
-    )

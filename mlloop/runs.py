@@ -17,11 +17,12 @@ from django.db.models import Q
 from django.utils import timezone
 
 from mlloop import registry
+from mlloop.artifacts import ArtifactError, TrainedModel, artifact_bytes
 from mlloop.config import ModelConfig, config_from_dict, feature_key
 from mlloop.features import railcar_features
 from mlloop.model import BackboneError
 from mlloop.models import DatasetItem, ModelVersion, Split
-from mlloop.training import Bag, TrainedModel, TrainingError, artifact_bytes, evaluate, fit
+from mlloop.training import Bag, TrainingError, evaluate, fit
 from scrapannot import audit
 
 logger = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ def train_model_version(model_version_id: int) -> ModelVersion:
     try:
         trained, metrics = _train(model_version, run)
         _succeed(model_version, run, trained, metrics)
-    except (TrainingError, BackboneError, ValidationError, registry.ArtifactError) as exc:
+    except (TrainingError, BackboneError, ValidationError, ArtifactError) as exc:
         _fail(model_version, run, str(exc))
         return ModelVersion.objects.get(pk=model_version_id)
     except Exception as exc:
@@ -148,7 +149,7 @@ def _train(model_version: ModelVersion, run: _Run) -> tuple[TrainedModel, dict[s
         try:
             measured = evaluate(registry.load(champion), bags[Split.VAL])
             metrics["champion_val"] = {"model": champion.number, "mae": measured["mae"]}
-        except registry.ArtifactError as exc:
+        except ArtifactError as exc:
             run.say(f"production model not measured on this validation split: {exc}")
     return trained, metrics
 

@@ -22,15 +22,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 from django.db import transaction
 from django.utils import timezone
 
-from adjudication.estimates import Estimate
 from adjudication.models import FinalLabel
 from adjudication.policies import STD_THRESHOLD
 from labeling.models import Railcar
-from mlloop.config import RANDOM_PICK_SHARE, feature_key
+from mlloop import registry
+from mlloop.artifacts import ArtifactError, TrainedModel
+from mlloop.config import feature_key
+from mlloop.features import railcar_features
 from mlloop.models import ModelVersion, RailcarScore
+from mlloop.policies import RANDOM_PICK_SHARE
+from mlloop.training import collate
 from scrapannot import audit
 from scrapannot.policy import policy_value
 
@@ -63,13 +68,11 @@ class ScoringReport:
     note: str = ""
 
 
-def predict_many(trained: object, bags: Sequence[np.ndarray], mc_samples: int) -> list[Prediction]:
+def predict_many(
+    trained: TrainedModel, bags: Sequence[np.ndarray], mc_samples: int
+) -> list[Prediction]:
     """MC dropout over a batch of bags (each [layers, dim]): every layer, dropout on,
     `mc_samples` passes done as one batch per bag."""
-    import torch
-
-    from mlloop.training import collate
-
     model = trained.model
     model.train()  # dropout on; the heads have no batch norm, so nothing else changes
     grades = trained.config.grades
@@ -87,7 +90,7 @@ def predict_many(trained: object, bags: Sequence[np.ndarray], mc_samples: int) -
     return out
 
 
-def predict(trained: object, bag: np.ndarray, mc_samples: int) -> Prediction:
+def predict(trained: TrainedModel, bag: np.ndarray, mc_samples: int) -> Prediction:
     return predict_many(trained, [bag], mc_samples)[0]
 
 
@@ -127,16 +130,13 @@ def score_railcars(
     """Score the railcars that have no final label (all of them, or those of `railcar_ids`)
     with `model_version`, by default the production model; write their scores and set their
     pool priority. Nothing to do without a production model."""
-    from mlloop import registry
-    from mlloop.features import railcar_features
-
     model_version = model_version or registry.production()
     if model_version is None:
         return ScoringReport(note="no production model")
     trained = registry.load(model_version)
     if feature_key(trained.config) != trained.feature_key:
         # Same backbone name, different weights file: its features would mean something else.
-        raise registry.ArtifactError(
+        raise ArtifactError(
             f"model v{model_version.number} was trained on features {trained.feature_key}; "
             f"the configured weights now give {feature_key(trained.config)}"
         )
@@ -192,24 +192,3 @@ def score_railcars(
             },
         )
     return report
-
-
-def production_estimate(railcar_id: int) -> Estimate | None:
-    """The production model's latest score of a railcar, for the adjudication page (seniors
-    only; registered with adjudication.estimates)."""
-    score = (
-        RailcarScore.objects.filter(railcar_id=railcar_id, model_version__is_production=True)
-        .select_related("model_version")
-        .order_by("-scored_at")
-        .first()
-    )
-    if score is None or not score.grade_probs:
-        return None
-    grade, probability = max(score.grade_probs.items(), key=lambda item: item[1])
-    return Estimate(
-        contamination_pct=score.contamination_pct,
-        grade=grade,
-        grade_probability=probability,
-        uncertainty=score.uncertainty,
-        model_label=f"model v{score.model_version.number}",
-    )

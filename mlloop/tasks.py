@@ -14,11 +14,12 @@ from typing import Any
 
 from celery import shared_task
 
+from mlloop import registry
 from mlloop.models import DatasetVersion, ModelVersion
 
-# The domain modules (runs, scoring, registry) are imported inside the tasks: they load torch,
-# and this module is imported by every process at start (the pool-entry signal below), where a
-# web worker must not pay a second of torch import.
+# runs and scoring are imported inside the tasks: they load torch, and this module is imported by
+# every process at start (MlloopConfig.ready connects the handlers below), where a web worker
+# must not pay a second of torch import.
 
 TRAIN_SOFT_LIMIT_S = 3 * 3600
 TRAIN_HARD_LIMIT_S = 3 * 3600 + 600
@@ -63,10 +64,14 @@ def retrain() -> dict[str, Any]:
         .exists()
     ):
         return {"queued": None, "note": f"dataset v{latest.number} already has a model"}
-    from mlloop import registry
-
     run = registry.create_run(dataset_version=latest, actor=None)
     return {"queued": run.number}
+
+
+def enqueue_training(sender: Any = None, *, model_version_id: int, **kwargs: Any) -> None:
+    """Send a queued run to a worker and remember its task id."""
+    result = train_model.delay(model_version_id)
+    ModelVersion.objects.filter(pk=model_version_id, task_id="").update(task_id=result.id or "")
 
 
 def enqueue_scoring(sender: Any = None, *, railcar_id: int, **kwargs: Any) -> None:

@@ -1,5 +1,5 @@
-"""Training the MIL heads: a database-free core (`fit`, `evaluate`) over bags of cached features,
-and `train_model_version`, which runs one registered model version end to end.
+"""Training the MIL heads: a database-free core (`fit`, `evaluate`) over bags of cached features.
+mlloop.runs runs one registered model version end to end with it.
 
 Training follows seed 000, Algorithm 2: for each minibatch, s layers are drawn uniformly from
 each bag (all of them when a bag has fewer), pooled by attention, and the joint loss
@@ -9,15 +9,15 @@ Evaluation uses every layer of a bag, with dropout off.
 """
 
 import copy
-import io
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
+from mlloop.artifacts import TrainedModel
 from mlloop.config import ModelConfig
 from mlloop.model import MilModel, mil_loss
 
@@ -38,20 +38,6 @@ class Bag:
     contamination: float
     grade: int
     railcar_id: int | None = None
-
-
-@dataclass
-class TrainedModel:
-    model: MilModel
-    config: ModelConfig
-    feature_key: str
-    best_epoch: int = 0
-    # Per epoch: {"epoch", "train_loss", "val_mae"}.
-    history: list[dict[str, float]] = field(default_factory=list)
-
-    @property
-    def grades(self) -> tuple[str, ...]:
-        return self.config.grades
 
 
 def collate(
@@ -253,24 +239,3 @@ def metrics(
         "per_class": per_class,
         "confusion": {"grades": list(grades), "matrix": confusion.tolist()},
     }
-
-
-# 2: input whitening (feature_whiten) replaced per-dimension standardization.
-ARTIFACT_FORMAT = 2
-
-
-def artifact_bytes(trained: TrainedModel) -> bytes:
-    """State dict, config, grades and feature key: everything `registry.load` needs."""
-    buffer = io.BytesIO()
-    torch.save(
-        {
-            "format": ARTIFACT_FORMAT,
-            "state_dict": trained.model.state_dict(),
-            "feature_dim": trained.model.feature_dim,
-            "config": trained.config.as_dict(),
-            "feature_key": trained.feature_key,
-            "best_epoch": trained.best_epoch,
-        },
-        buffer,
-    )
-    return buffer.getvalue()

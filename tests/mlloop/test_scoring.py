@@ -11,8 +11,9 @@ from adjudication.estimates import model_estimate
 from labeling import pool
 from labeling.models import Railcar
 from mlloop import registry, scoring
-from mlloop.config import RANDOM_PICK_SHARE
+from mlloop.artifacts import ArtifactError
 from mlloop.models import RailcarScore
+from mlloop.policies import RANDOM_PICK_SHARE
 from mlloop.scoring import Prediction, predict, uncertainty
 from mlloop.training import fit
 from scrapannot.models import AuditEvent
@@ -175,7 +176,7 @@ def test_a_corrupt_production_artifact_stops_scoring_with_a_clear_error():
     default_storage.save(model.artifact.name, ContentFile(b"garbage"))
     registry._cache.clear()  # a fresh process: the damaged file is read
 
-    with pytest.raises(registry.ArtifactError, match="altered"):
+    with pytest.raises(ArtifactError, match="altered"):
         scoring.score_railcars()
     assert not RailcarScore.objects.exists()
 

@@ -13,10 +13,11 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from labeling.models import Frame, Layer
-from mlloop import registry, runs
-from mlloop.config import PROMOTION_MIN_GAIN, model_config
+from mlloop import artifacts, registry, runs
+from mlloop.config import model_config
 from mlloop.features import extractor, railcar_features
 from mlloop.models import DatasetItem, FrameFeature, ModelVersion
+from mlloop.policies import PROMOTION_MIN_GAIN
 from mlloop.training import TrainingError, evaluate, fit, metrics, point_predictions
 from scrapannot.audit import verify_chain
 from scrapannot.models import AuditEvent
@@ -405,15 +406,15 @@ def test_concurrent_runs_get_distinct_numbers(on_postgresql):
 @pytest.mark.django_db
 def test_an_altered_missing_or_corrupt_artifact_is_a_clear_error():
     run = version(1, 1.0)
-    with pytest.raises(registry.ArtifactError, match="unreadable"):
+    with pytest.raises(artifacts.ArtifactError, match="unreadable"):
         registry.load(run)  # a checksum-true file that is no artifact
 
     run.artifact_sha256 = "0" * 64
-    with pytest.raises(registry.ArtifactError, match="altered"):
+    with pytest.raises(artifacts.ArtifactError, match="altered"):
         registry.load(run)
 
     default_storage.delete(run.artifact.name)
-    with pytest.raises(registry.ArtifactError, match="missing"):
+    with pytest.raises(artifacts.ArtifactError, match="missing"):
         registry.load(run)
 
 

@@ -10,9 +10,9 @@ from django.db.models import Q
 from labeling import pool
 from labeling.models import Railcar
 from mlloop import registry
-from mlloop.config import RANDOM_PICK_SHARE
 from mlloop.datasets import TEST_SHARE, VAL_SHARE, freeze_version
 from mlloop.models import ModelVersion, RailcarScore
+from mlloop.policies import RANDOM_PICK_SHARE
 from mlloop.tasks import score_railcars
 from scrapannot.audit import verify_chain
 from scrapannot.models import AuditEvent

@@ -5,7 +5,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from mlloop import registry, scoring
+from mlloop import scoring
+from mlloop.artifacts import ArtifactError
 from mlloop.models import ModelVersion
 
 
@@ -25,7 +26,7 @@ class Command(BaseCommand):
                 raise CommandError(f"no successfully trained model v{options['model']}")
         try:
             report = scoring.score_railcars(model_version=model_version)
-        except registry.ArtifactError as exc:
+        except ArtifactError as exc:
             raise CommandError(str(exc)) from exc
         if report.model_number is None:
             raise CommandError(f"nothing scored: {report.note}")
