@@ -55,6 +55,10 @@ class Assignment(models.Model):
     lease_expires_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
     release_reason = models.CharField(max_length=200, blank=True)
+    # How the pool chose the railcar for this lease: a random draw (policy
+    # pool.random_pick_share) rather than the priority order. Random picks are an unbiased
+    # sample of the pool, for evaluating the next model honestly. Never shown to annotators.
+    random_pick = models.BooleanField(default=False)
 
     class Meta:
         constraints = [

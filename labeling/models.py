@@ -60,6 +60,12 @@ class Railcar(models.Model):
                 condition=models.Q(status="in_pool", open_slots__gt=0),
                 name="railcar_pool_order",
             ),
+            # The pool's random picks take the lowest tiebreak (labeling.pool).
+            models.Index(
+                fields=["tiebreak"],
+                condition=models.Q(status="in_pool", open_slots__gt=0),
+                name="railcar_pool_random_order",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -9,6 +9,7 @@ QUALITY_PREFIX = "quality."
 MIN_ELIGIBLE_LAYERS = "pool.min_eligible_layers"
 RATERS_PER_RAILCAR = "pool.raters_per_railcar"
 LEASE_MINUTES = "pool.lease_minutes"
+RANDOM_PICK_SHARE = "pool.random_pick_share"
 
 # Why each default is what it is: see the comments on QualityThresholds and docs/quality-checks.md.
 _QUALITY_DESCRIPTIONS = {
@@ -50,6 +51,16 @@ def register_labeling_policies() -> None:
             "Applies to railcars entering the pool from now on.",
             minimum=1,
             maximum=15,
+        ),
+        Policy(
+            key=RANDOM_PICK_SHARE,
+            default=0.15,
+            description="Share of the railcars handed out that the pool draws at random from "
+            "everything waiting, instead of taking the highest priority (the learning loop's "
+            "uncertainty): an unbiased sample keeps reaching annotators, for honest evaluation "
+            "of the next model.",
+            minimum=0.0,
+            maximum=1.0,
         ),
         Policy(
             key=LEASE_MINUTES,

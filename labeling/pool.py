@@ -3,10 +3,17 @@
 A railcar in the pool has `raters_needed` slots. `next_assignment` hands an annotator the
 highest-priority railcar (then the oldest, then a random tie-break) that has an open slot and that
 they never held, by locking that railcar's row with SKIP LOCKED so concurrent requests take
-different railcars instead of queueing on one. The database has the last word: one assignment per
-annotator and railcar, one holder per slot (`labeling.annotation_models`).
+different railcars instead of queueing on one. A share of the leases (policy
+pool.random_pick_share) is a random pick instead: the pool interleaves them into each annotator's
+leases (the 7th, 14th, 20th, ... at 0.15) and takes the candidate with the lowest `tiebreak`, a
+uniform draw made when the railcar was created. So exactly that share of what is handed out is an
+unbiased sample of the pool, whatever the learning loop's priorities are (a priority-based share
+was not: random priorities compete with uncertainties on another scale). The database has the
+last word: one assignment per annotator and railcar, one holder per slot
+(`labeling.annotation_models`).
 """
 
+import math
 import secrets
 from datetime import timedelta
 
@@ -16,7 +23,7 @@ from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from labeling.models import Assignment, Railcar
-from labeling.policies import LEASE_MINUTES
+from labeling.policies import LEASE_MINUTES, RANDOM_PICK_SHARE
 from scrapannot import audit
 from scrapannot.policy import policy_value
 
@@ -106,17 +113,28 @@ def next_assignment(*, annotator: AbstractBaseUser) -> Assignment | None:
     return current_assignment(annotator=annotator)
 
 
-def _candidates(*, annotator: AbstractBaseUser) -> QuerySet[Railcar]:
+def _candidates(*, annotator: AbstractBaseUser, random_pick: bool = False) -> QuerySet[Railcar]:
+    order = ("tiebreak",) if random_pick else ("-priority", "created_at", "tiebreak")
     return (
         Railcar.objects.filter(status=Railcar.Status.IN_POOL, open_slots__gt=0)
         .exclude(assignments__annotator=annotator)
-        .order_by("-priority", "created_at", "tiebreak")
+        .order_by(*order)
         .only("pk", "raters_needed", "open_slots")
     )
 
 
+def is_random_pick(*, leases_before: int, share: float) -> bool:
+    """Whether an annotator's lease number `leases_before` (0-based) is a random pick: the
+    integer part of n * share steps up on it, so after n leases floor(n * share) were random."""
+    return math.floor((leases_before + 1) * share) > math.floor(leases_before * share)
+
+
 def _take_slot(*, annotator: AbstractBaseUser, lease: timedelta) -> Assignment | None:
-    candidates = _candidates(annotator=annotator)
+    random_pick = is_random_pick(
+        leases_before=Assignment.objects.filter(annotator=annotator).count(),
+        share=float(policy_value(RANDOM_PICK_SHARE)),
+    )
+    candidates = _candidates(annotator=annotator, random_pick=random_pick)
     railcar = candidates.select_for_update(skip_locked=True).first()
     if railcar is None:
         # Every candidate is locked by a concurrent request: wait for the first one instead of
@@ -139,6 +157,7 @@ def _take_slot(*, annotator: AbstractBaseUser, lease: timedelta) -> Assignment |
         pseudonym=new_pseudonym(),
         leased_at=now,
         lease_expires_at=now + lease,
+        random_pick=random_pick,
     )
     Railcar.objects.filter(pk=railcar.pk).update(open_slots=F("open_slots") - 1)
     audit.record(
@@ -149,6 +168,7 @@ def _take_slot(*, annotator: AbstractBaseUser, lease: timedelta) -> Assignment |
             "railcar": railcar.pk,
             "slot": slot,
             "expires_at": assignment.lease_expires_at.isoformat(),
+            "random_pick": random_pick,
         },
     )
     return assignment

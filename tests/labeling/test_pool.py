@@ -7,6 +7,7 @@ from django.utils import timezone
 from labeling import annotation, pool
 from labeling.models import Assignment, Railcar
 from scrapannot.models import AuditEvent
+from scrapannot.policy import set_policy
 from tests.concurrency import run_at_once
 from tests.labeling.factories import annotators, pool_railcar
 
@@ -182,3 +183,50 @@ def test_a_scheduled_task_returns_abandoned_leases_every_minute():
     assert railcar.open_slots == 1
     task = PeriodicTask.objects.get(task="labeling.expire_leases")
     assert (task.interval.every, task.interval.period) == (1, "minutes")
+
+
+def _lease_and_release(annotator) -> Assignment:
+    assignment = pool.next_assignment(annotator=annotator)
+    pool.release_assignment(uid=assignment.uid, annotator=annotator, reason="next")
+    return assignment
+
+
+def test_the_random_pick_share_is_the_share_of_leases_that_are_random_picks():
+    railcars = [
+        pool_railcar(layers=1, frames_per_layer=1, with_files=False, priority=float(p))
+        for p in range(120)
+    ]
+    people = annotators(2)
+
+    leases = [_lease_and_release(person) for person in people for _ in range(100)]
+
+    random_picks = [a for a in leases if a.random_pick]
+    # The default policy (0.15): exactly floor(100 * 0.15) of each annotator's 100 leases.
+    assert len(random_picks) == 2 * 15
+    assert Assignment.objects.filter(random_pick=True).count() == 30
+    # A priority lease takes the highest priority the annotator has not held yet; a random pick
+    # is drawn from the whole pool, so it reaches railcars the priority order never gets to.
+    by_priority = [a.railcar.priority for a in leases if not a.random_pick]
+    assert by_priority[:85] == sorted(by_priority[:85], reverse=True)
+    assert min(a.railcar.priority for a in random_picks) < 120 - 100
+    assert len(railcars) == 120
+
+
+def test_a_share_of_zero_never_draws_at_random_and_one_always_does():
+    assert not any(pool.is_random_pick(leases_before=n, share=0.0) for n in range(1000))
+    assert all(pool.is_random_pick(leases_before=n, share=1.0) for n in range(1000))
+    assert sum(pool.is_random_pick(leases_before=n, share=0.15) for n in range(1000)) == 150
+
+
+def test_random_picks_follow_the_tiebreak_draw_not_the_priority():
+    low = pool_railcar(layers=1, frames_per_layer=1, with_files=False, priority=0.0)
+    pool_railcar(layers=1, frames_per_layer=1, with_files=False, priority=9.0)
+    Railcar.objects.filter(pk=low.pk).update(tiebreak=-1.0)
+    (a,) = annotators(1)
+    set_policy(key="pool.random_pick_share", value=1.0, actor=None)
+
+    lease = pool.next_assignment(annotator=a)
+
+    assert lease.random_pick and lease.railcar == low
+    event = AuditEvent.objects.get(action="assignment.leased")
+    assert event.payload["random_pick"] is True
