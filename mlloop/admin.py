@@ -82,6 +82,6 @@ class FrameFeatureAdmin(LearningLoopReadOnlyAdmin):
 
 @admin.register(RailcarScore)
 class RailcarScoreAdmin(LearningLoopReadOnlyAdmin):
-    list_display = ["railcar", "model_version", "contamination_pct", "uncertainty", "random_pick"]
-    list_filter = ["model_version", "random_pick"]
+    list_display = ["railcar", "model_version", "contamination_pct", "uncertainty"]
+    list_filter = ["model_version"]
     list_select_related = ["railcar", "model_version"]

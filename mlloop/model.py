@@ -7,29 +7,31 @@ Linear(f, 256)-ReLU-Dropout-Linear(256, k), read the pooled vector.
 
 `MilModel` starts from precomputed features: the backbone stays frozen and its features are
 cached per frame (mlloop.features), so scoring and retraining the heads never run it twice.
-Fine-tuning the backbone end to end is not implemented.
+Fine-tuning the backbone end to end is not implemented. The heads are a small deep ensemble whose
+spread is the uncertainty (see MilModel).
 """
 
-import pickle
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from mlloop.config import ModelConfig
+from django.core.exceptions import ValidationError
+
+from mlloop.config import ModelConfig, weights_path
+from mlloop.pretrained import BackboneError, load_weights, read_state_dict
 
 HEAD_HIDDEN = 256
 
 
-class BackboneError(Exception):
-    """The backbone cannot be built as configured (unknown name, weights missing or unfit)."""
-
-
 @dataclass
 class MilOutput:
-    contamination: torch.Tensor  # [B], in standardized units (see MilModel.target_*)
-    grade_logits: torch.Tensor  # [B, C]
+    contamination: torch.Tensor  # [B], standardized units (see MilModel.target_*): members' mean
+    grade_logits: torch.Tensor  # [B, C], the members' mean logits
     attention: torch.Tensor  # [B, S], sums to 1 over each bag's real layers
+    member_contamination: torch.Tensor  # [B, K], standardized, one per ensemble member
+    member_grade_logits: torch.Tensor  # [B, K, C]
+    pooled: torch.Tensor  # [B, F], the attention-pooled (whitened) bag: the railcar's embedding
 
 
 def _head(feature_dim: int, out: int, dropout: float) -> nn.Sequential:
@@ -44,20 +46,35 @@ def _head(feature_dim: int, out: int, dropout: float) -> nn.Sequential:
 class MilModel(nn.Module):
     """Attention pooling and the two heads, over a batch of padded bags of features.
 
-    Features are standardized with the training set's mean and STD, and the contamination target
-    too; both are buffers, so they travel in the state dict with the weights."""
+    The heads are a small deep ensemble (Lakshminarayanan et al., "Simple and Scalable
+    Predictive Uncertainty Estimation using Deep Ensembles", NeurIPS 2017): `ensemble` pairs of
+    regression and classification heads, each initialised apart and trained on its own
+    bootstrap resample of the railcars (training.fit). Their mean is the estimate, their spread
+    what the model does not know; `error_intercept + error_slope * spread` (fitted on the
+    validation railcars) turns the spread into an expected absolute error in percentage points.
+
+    Features are whitened with the training layers' statistics, and the contamination target
+    standardized; both are buffers, so they travel in the state dict with the weights."""
 
     def __init__(
-        self, feature_dim: int, n_grades: int, dropout: float = 0.25, attention_dim: int = 128
+        self,
+        feature_dim: int,
+        n_grades: int,
+        dropout: float = 0.25,
+        attention_dim: int = 128,
+        ensemble: int = 1,
     ) -> None:
         super().__init__()
         self.feature_dim = feature_dim
         self.n_grades = n_grades
+        self.ensemble = ensemble
         self.attention = nn.Sequential(
             nn.Linear(feature_dim, attention_dim), nn.Tanh(), nn.Linear(attention_dim, 1)
         )
-        self.regressor = _head(feature_dim, 1, dropout)
-        self.classifier = _head(feature_dim, n_grades, dropout)
+        self.regressors = nn.ModuleList(_head(feature_dim, 1, dropout) for _ in range(ensemble))
+        self.classifiers = nn.ModuleList(
+            _head(feature_dim, n_grades, dropout) for _ in range(ensemble)
+        )
         # Input whitening, fitted on the training layers (`fit_input_whitening`): features are
         # centred and projected on their principal axes scaled to unit variance. Random-init
         # backbone features are highly correlated and the contamination signal sits in
@@ -66,6 +83,9 @@ class MilModel(nn.Module):
         self.register_buffer("feature_whiten", torch.eye(feature_dim))
         self.register_buffer("target_mean", torch.zeros(()))
         self.register_buffer("target_std", torch.ones(()))
+        # Expected absolute error (pp) = intercept + slope * members' spread (pp).
+        self.register_buffer("error_intercept", torch.zeros(()))
+        self.register_buffer("error_slope", torch.ones(()))
 
     def forward(self, features: torch.Tensor, mask: torch.Tensor | None = None) -> MilOutput:
         """features [B, S, F]; mask [B, S], True for a real layer (bags shorter than S are
@@ -76,10 +96,15 @@ class MilModel(nn.Module):
             scores = scores.masked_fill(~mask, float("-inf"))
         weights = torch.softmax(scores, dim=1)
         pooled = torch.einsum("bs,bsf->bf", weights, x)
+        members = torch.cat([head(pooled) for head in self.regressors], dim=1)
+        logits = torch.stack([head(pooled) for head in self.classifiers], dim=1)
         return MilOutput(
-            contamination=self.regressor(pooled).squeeze(-1),
-            grade_logits=self.classifier(pooled),
+            contamination=members.mean(dim=1),
+            grade_logits=logits.mean(dim=1),
             attention=weights,
+            member_contamination=members,
+            member_grade_logits=logits,
+            pooled=pooled,
         )
 
     def to_percent(self, standardized: torch.Tensor) -> torch.Tensor:
@@ -88,58 +113,51 @@ class MilModel(nn.Module):
     def standardize_target(self, percent: torch.Tensor) -> torch.Tensor:
         return (percent - self.target_mean) / self.target_std
 
+    def expected_error(self, spread_pct: torch.Tensor) -> torch.Tensor:
+        return (self.error_intercept + self.error_slope * spread_pct).clamp(min=0.0)
+
 
 def mil_loss(
-    output: MilOutput, target_std_units: torch.Tensor, grades: torch.Tensor, lam: float
+    output: MilOutput,
+    target_std_units: torch.Tensor,
+    grades: torch.Tensor,
+    lam: float,
+    weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """L = L_reg + lambda * L_cls: MSE on the standardized contamination, cross-entropy on the
-    grade. Standardizing puts L_reg on the scale of L_cls, so lambda means what it says."""
-    regression = nn.functional.mse_loss(output.contamination, target_std_units)
-    classification = nn.functional.cross_entropy(output.grade_logits, grades)
-    return regression + lam * classification
+    """L = L_reg + lambda * L_cls for every ensemble member: MSE on the standardized
+    contamination, cross-entropy on the grade. Standardizing puts L_reg on the scale of L_cls,
+    so lambda means what it says. `weights` [B, K] are the members' bootstrap counts (each
+    member sees its own resample of the railcars); None weighs every bag 1 for every member."""
+    members = output.member_contamination
+    if weights is None:
+        weights = torch.ones_like(members)
+    regression = (members - target_std_units[:, None]) ** 2
+    batch, k, n_grades = output.member_grade_logits.shape
+    classification = nn.functional.cross_entropy(
+        output.member_grade_logits.reshape(batch * k, n_grades),
+        grades.repeat_interleave(k),
+        reduction="none",
+    ).reshape(batch, k)
+    total = weights.sum().clamp(min=1.0)
+    return ((regression + lam * classification) * weights).sum() / total
 
 
 def build_backbone(config: ModelConfig) -> nn.Module:
     """The timm backbone with its classifier replaced by identity, in eval mode.
 
-    pretrained=False always: weights come from `config.pretrained_weights` (a local file holding
-    a state dict, loaded with weights_only=True so it cannot run code) or not at all, in which
-    case the initialisation is seeded so that cached features stay consistent."""
+    pretrained=False always: weights come from `weights_path(config)` (a local file or a
+    package's, loaded with weights_only=True so it cannot run code) or not at all, in which case
+    the initialisation is seeded so that cached features stay consistent."""
     import timm
 
     if not timm.is_model(config.backbone):
         raise BackboneError(f"unknown backbone {config.backbone!r} (not a timm model name)")
     torch.manual_seed(config.seed)
     backbone = timm.create_model(config.backbone, pretrained=False, num_classes=0)
-    if config.pretrained_weights:
-        _load_weights(backbone, config)
+    try:
+        path = weights_path(config)
+    except ValidationError as exc:
+        raise BackboneError(str(exc.message)) from exc
+    if path is not None:
+        load_weights(backbone, read_state_dict(path), source=str(path), name=config.backbone)
     return backbone.eval().to(config.device)
-
-
-def _load_weights(backbone: nn.Module, config: ModelConfig) -> None:
-    path = config.pretrained_weights
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError as exc:
-        raise BackboneError(f"pretrained weights file not found: {path}") from exc
-    except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as exc:
-        raise BackboneError(f"pretrained weights file {path} cannot be read: {exc}") from exc
-    if isinstance(state, dict):
-        for wrapper in ("state_dict", "model"):
-            if isinstance(state.get(wrapper), dict):
-                state = state[wrapper]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise BackboneError(f"{path} holds no state dict of tensors")
-    # The checkpoint's classifier has no place in a backbone whose classifier is identity.
-    classifier = getattr(backbone, "pretrained_cfg", {}).get("classifier") or ""
-    state = {k: v for k, v in state.items() if not (classifier and k.startswith(classifier + "."))}
-    try:
-        result = backbone.load_state_dict(state, strict=False)
-    except RuntimeError as exc:  # shapes that do not match
-        raise BackboneError(f"{path} does not fit {config.backbone}: {exc}") from exc
-    if result.missing_keys or result.unexpected_keys:
-        raise BackboneError(
-            f"{path} does not fit {config.backbone}: "
-            f"{len(result.missing_keys)} missing keys (e.g. {result.missing_keys[:3]}), "
-            f"{len(result.unexpected_keys)} unexpected (e.g. {result.unexpected_keys[:3]})"
-        )

@@ -155,11 +155,12 @@ class RailcarScore(models.Model):
     model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="scores")
     contamination_pct = models.FloatField()
     grade_probs = models.JSONField(help_text="{grade: probability}")
-    contamination_spread = models.FloatField(help_text="MC-dropout STD of the contamination")
+    contamination_spread = models.FloatField(help_text="STD of the contamination over the ensemble")
     grade_entropy = models.FloatField()
-    uncertainty = models.FloatField(help_text="what sets the pool priority")
-    # Drawn at random for unbiased evaluation rather than for its uncertainty.
-    random_pick = models.BooleanField(default=False)
+    uncertainty = models.FloatField(
+        help_text="expected error in adjudication thresholds plus the grade's error chance "
+        "(mlloop.selection); with the diversity discount it sets the pool priority"
+    )
     scored_at = models.DateTimeField()
 
     class Meta:

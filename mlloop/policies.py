@@ -5,7 +5,6 @@ The dataset split shares are registered by mlloop.datasets (register_dataset_pol
 from scrapannot.policy import Policy, register
 
 PROMOTION_MIN_GAIN = "mlloop.promotion_min_gain"
-RANDOM_PICK_SHARE = "mlloop.random_pick_share"
 
 
 def register_mlloop_policies() -> None:
@@ -18,14 +17,5 @@ def register_mlloop_policies() -> None:
             "points (0: any improvement). Admins can still promote or roll back by hand.",
             minimum=0.0,
             maximum=100.0,
-        ),
-        Policy(
-            key=RANDOM_PICK_SHARE,
-            default=0.15,
-            description="Share of scored railcars whose pool priority is a random draw instead "
-            "of the model's uncertainty, so that an unbiased sample keeps reaching annotators "
-            "(for honest evaluation of the next model).",
-            minimum=0.0,
-            maximum=1.0,
         ),
     )

@@ -1,23 +1,19 @@
 """Scoring unlabeled railcars with the production model, and active learning through the pool.
 
-Each railcar gets a contamination estimate, grade probabilities and an uncertainty from MC
-dropout (`mc_samples` forward passes with dropout on):
+Each railcar gets the ensemble's contamination estimate (the mean of its heads), their spread,
+grade probabilities and an uncertainty that ranks by expected error (mlloop.selection). All
+railcars scored in one run are then ordered greedily by uncertainty discounted for redundancy
+(selection.diverse_order), and the discounted value becomes the railcar's pool priority: the
+pool hands out the railcars the model expects to get most wrong first, and not twenty near-
+identical ones in a row. A railcar scored alone (on entering the pool) takes its undiscounted
+uncertainty until the next full run.
 
-    uncertainty = 0.5 * spread / (spread + t) + 0.5 * entropy / ln(C)
-
-where spread is the STD of the contamination over the passes, t the adjudication threshold on
-the raters' STD (aggregation.std_threshold, 0.4 pp: a model as unsure as raters who must be
-adjudicated scores 0.25 from this term), entropy that of the mean grade probabilities and C the
-number of grades. Both terms lie in [0, 0.5), so the uncertainty lies in [0, 1) on a fixed scale,
-comparable across runs. It becomes the railcar's pool priority: the most uncertain go first.
-
-A share of railcars (policy mlloop.random_pick_share) takes a uniform draw from [0, 1) as its
-priority instead: they reach annotators regardless of the model, an unbiased sample for
-evaluating the next model. Priorities only order the pool; no page or API shows them.
+Random picks are the pool's business (labeling.pool, policy pool.random_pick_share): a share of
+leases is drawn at random whatever the priorities say. Priorities only order the pool; no page
+or API shows them to annotators.
 """
 
 import logging
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -34,8 +30,8 @@ from mlloop.artifacts import ArtifactError, TrainedModel
 from mlloop.config import feature_key
 from mlloop.features import railcar_features
 from mlloop.models import ModelVersion, RailcarScore
-from mlloop.policies import RANDOM_PICK_SHARE
-from mlloop.training import collate
+from mlloop.selection import diverse_order, uncertainty
+from mlloop.training import collate, ensemble_predictions
 from scrapannot import audit
 from scrapannot.policy import policy_value
 
@@ -54,61 +50,74 @@ CHUNK = 256
 @dataclass(frozen=True)
 class Prediction:
     contamination_pct: float
-    contamination_spread: float
+    contamination_spread: float  # STD over the ensemble's members, pp
+    expected_error_pct: float  # the spread scaled to an absolute error on validation railcars
     grade_probs: dict[str, float]
     grade_entropy: float
+    embedding: np.ndarray  # the model's attention-pooled view of the railcar (for diversity)
+
+    @property
+    def top_grade_probability(self) -> float:
+        return max(self.grade_probs.values())
 
 
 @dataclass
 class ScoringReport:
     model_number: int | None = None
     scored: int = 0
-    random_picks: int = 0
     skipped: list[int] = field(default_factory=list)
     note: str = ""
 
 
-def predict_many(
-    trained: TrainedModel, bags: Sequence[np.ndarray], mc_samples: int
-) -> list[Prediction]:
-    """MC dropout over a batch of bags (each [layers, dim]): every layer, dropout on,
-    `mc_samples` passes done as one batch per bag."""
+def predict_many(trained: TrainedModel, bags: Sequence[np.ndarray]) -> list[Prediction]:
+    """The ensemble's predictions for bags of layer features (each [layers, dim])."""
+    if not bags:
+        return []
+    contamination, spread, probs = ensemble_predictions(trained, bags)
+    embeddings = pooled_embeddings(trained, bags)
     model = trained.model
-    model.train()  # dropout on; the heads have no batch norm, so nothing else changes
+    with torch.inference_mode():
+        expected = model.expected_error(torch.from_numpy(spread).float()).numpy()
     grades = trained.config.grades
     out = []
-    try:
-        with torch.inference_mode():
-            for bag in bags:
-                features, mask = collate([bag] * mc_samples, None, None)
-                output = model(features.to(trained.config.device), mask.to(trained.config.device))
-                contamination = model.to_percent(output.contamination).cpu().numpy()
-                probs = torch.softmax(output.grade_logits, dim=1).mean(dim=0).cpu().numpy()
-                out.append(_prediction(contamination, probs, grades))
-    finally:
-        model.eval()
+    for i in range(len(bags)):
+        p = np.clip(probs[i].astype(float), 1e-12, 1.0)
+        out.append(
+            Prediction(
+                contamination_pct=float(contamination[i]),
+                contamination_spread=float(spread[i]),
+                expected_error_pct=float(expected[i]),
+                grade_probs={g: float(v) for g, v in zip(grades, probs[i], strict=True)},
+                grade_entropy=float(-(p * np.log(p)).sum()),
+                embedding=embeddings[i],
+            )
+        )
     return out
 
 
-def predict(trained: TrainedModel, bag: np.ndarray, mc_samples: int) -> Prediction:
-    return predict_many(trained, [bag], mc_samples)[0]
+def predict(trained: TrainedModel, bag: np.ndarray) -> Prediction:
+    return predict_many(trained, [bag])[0]
 
 
-def _prediction(contamination: np.ndarray, probs: np.ndarray, grades: Sequence[str]) -> Prediction:
-    p = np.clip(probs.astype(float), 1e-12, 1.0)
-    return Prediction(
-        contamination_pct=float(contamination.mean()),
-        contamination_spread=float(contamination.std()),
-        grade_probs={g: float(v) for g, v in zip(grades, probs, strict=True)},
-        grade_entropy=float(-(p * np.log(p)).sum()),
+def pooled_embeddings(trained: TrainedModel, bags: Sequence[np.ndarray]) -> np.ndarray:
+    """[n, F]: each bag's attention-pooled, whitened features."""
+    model = trained.model
+    model.eval()
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(bags), 64):
+            features, mask = collate(list(bags[start : start + 64]), None, None)
+            output = model(features.to(trained.config.device), mask.to(trained.config.device))
+            out.append(output.pooled.cpu().numpy())
+    return np.concatenate(out)
+
+
+def railcar_uncertainty(prediction: Prediction, *, std_threshold: float) -> float:
+    return uncertainty(
+        expected_error_pct=prediction.expected_error_pct,
+        top_grade_probability=prediction.top_grade_probability,
+        std_threshold=std_threshold,
     )
-
-
-def uncertainty(prediction: Prediction, *, std_threshold: float, n_grades: int) -> float:
-    spread = prediction.contamination_spread
-    spread_term = spread / (spread + std_threshold) if spread > 0 else 0.0
-    entropy_term = min(prediction.grade_entropy / math.log(n_grades), 1.0)
-    return 0.5 * spread_term + 0.5 * entropy_term
 
 
 def _candidates(railcar_ids: Iterable[int] | None, model_version: ModelVersion) -> list[int]:
@@ -117,7 +126,7 @@ def _candidates(railcar_ids: Iterable[int] | None, model_version: ModelVersion) 
     )
     if railcar_ids is not None:
         railcars = railcars.filter(pk__in=list(railcar_ids))
-    # Scored by this model already: a re-run changes nothing (and redraws no random picks).
+    # Scored by this model already: a re-run changes nothing.
     railcars = railcars.exclude(
         pk__in=RailcarScore.objects.filter(model_version=model_version).values("railcar_id")
     )
@@ -142,41 +151,42 @@ def score_railcars(
         )
     report = ScoringReport(model_number=model_version.number)
     threshold = float(policy_value(STD_THRESHOLD))
-    share = float(policy_value(RANDOM_PICK_SHARE))
-    rng = np.random.default_rng()
     ids = _candidates(railcar_ids, model_version)
+    scored: list[int] = []
+    predictions: list[Prediction] = []
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start : start + CHUNK]
         bags = railcar_features(chunk, trained.config, log=logger.warning)
         report.skipped += [pk for pk in chunk if pk not in bags]
-        scored = [pk for pk in chunk if pk in bags]
-        predictions = predict_many(trained, [bags[pk] for pk in scored], trained.config.mc_samples)
-        now = timezone.now()
-        rows, priorities = [], {}
-        for pk, prediction in zip(scored, predictions, strict=True):
-            u = uncertainty(prediction, std_threshold=threshold, n_grades=len(trained.grades))
-            random_pick = bool(rng.random() < share)
-            priorities[pk] = float(rng.random()) if random_pick else u
-            report.random_picks += random_pick
-            rows.append(
-                RailcarScore(
-                    railcar_id=pk,
-                    model_version=model_version,
-                    contamination_pct=prediction.contamination_pct,
-                    grade_probs=prediction.grade_probs,
-                    contamination_spread=prediction.contamination_spread,
-                    grade_entropy=prediction.grade_entropy,
-                    uncertainty=u,
-                    random_pick=random_pick,
-                    scored_at=now,
-                )
+        found = [pk for pk in chunk if pk in bags]
+        scored += found
+        predictions += predict_many(trained, [bags[pk] for pk in found])
+    u = np.asarray([railcar_uncertainty(p, std_threshold=threshold) for p in predictions])
+    if predictions:
+        _, priority = diverse_order(u, np.stack([p.embedding for p in predictions]))
+    else:
+        priority = np.zeros(0)
+    now = timezone.now()
+    for start in range(0, len(scored), CHUNK):
+        part = range(start, min(start + CHUNK, len(scored)))
+        rows = [
+            RailcarScore(
+                railcar_id=scored[i],
+                model_version=model_version,
+                contamination_pct=predictions[i].contamination_pct,
+                grade_probs=predictions[i].grade_probs,
+                contamination_spread=predictions[i].contamination_spread,
+                grade_entropy=predictions[i].grade_entropy,
+                uncertainty=float(u[i]),
+                scored_at=now,
             )
+            for i in part
+        ]
         with transaction.atomic():
             created = RailcarScore.objects.bulk_create(rows, ignore_conflicts=True)
             # One UPDATE per chunk, not one per railcar.
             Railcar.objects.bulk_update(
-                [Railcar(pk=pk, priority=priorities[pk]) for pk in sorted(priorities)],
-                ["priority"],
+                [Railcar(pk=scored[i], priority=float(priority[i])) for i in part], ["priority"]
             )
         report.scored += len(created)
     with transaction.atomic():
@@ -186,8 +196,6 @@ def score_railcars(
             payload={
                 "number": model_version.number,
                 "scored": report.scored,
-                "random_picks": report.random_picks,
-                "random_pick_share": share,
                 "skipped_no_frames": report.skipped,
             },
         )

@@ -115,7 +115,18 @@ def fit(
     if val_bags[0].features.shape[1] != dim:
         raise TrainingError("train and val features differ in dimension")
 
-    model = MilModel(dim, n_grades, dropout=config.dropout, attention_dim=config.attention_dim)
+    model = MilModel(
+        dim,
+        n_grades,
+        dropout=config.dropout,
+        attention_dim=config.attention_dim,
+        ensemble=config.ensemble,
+    )
+    # Each member of the ensemble trains on its own bootstrap resample: Poisson(1) counts per
+    # railcar (Lakshminarayanan et al. 2017 found random initialisation alone enough for large
+    # networks; with a few hundred railcars the resampling is what makes the members disagree
+    # where the data are thin).
+    counts = rng.poisson(1.0, size=(len(train_bags), config.ensemble)).astype(np.float32)
     layers = np.concatenate([b.features for b in train_bags])
     targets = np.asarray([b.contamination for b in train_bags], dtype=np.float32)
     with torch.no_grad():
@@ -136,7 +147,8 @@ def fit(
         order = rng.permutation(len(train_bags))
         losses = []
         for start in range(0, len(order), config.batch_size):
-            batch = [train_bags[i] for i in order[start : start + config.batch_size]]
+            chosen = order[start : start + config.batch_size]
+            batch = [train_bags[i] for i in chosen]
             features, mask = collate([b.features for b in batch], config.bag_size, rng)
             target = torch.tensor([b.contamination for b in batch], dtype=torch.float32)
             grades = torch.tensor([b.grade for b in batch], dtype=torch.long)
@@ -146,6 +158,7 @@ def fit(
                 model.standardize_target(target.to(config.device)),
                 grades.to(config.device),
                 config.lam,
+                weights=torch.from_numpy(counts[chosen]).to(config.device),
             )
             optimizer.zero_grad()
             loss.backward()
@@ -166,21 +179,53 @@ def fit(
             )
     model.load_state_dict(best_state)
     model.eval()
+    fit_error_model(trained, val_bags)
     return trained
 
 
-def point_predictions(trained: TrainedModel, bags: Sequence[Bag]) -> tuple[np.ndarray, np.ndarray]:
-    """Contamination (%) and grade index per bag, every layer, dropout off."""
+def fit_error_model(trained: TrainedModel, bags: Sequence[Bag]) -> None:
+    """Fit expected |error| = a + b * spread (pp, a and b >= 0) on held-out railcars by least
+    squares: the members' spread ranks railcars, this scales it to percentage points, so the
+    uncertainty reads as an error a rater's threshold can be compared with. The labels are
+    raters' consensus, so `a` also absorbs their noise."""
+    contamination, spread, _ = ensemble_predictions(trained, bags)
+    error = np.abs(contamination - np.asarray([b.contamination for b in bags]))
+    slope, intercept = 1.0, 0.0
+    if len(bags) >= 3 and float(spread.std()) > 0:
+        slope, intercept = np.polyfit(spread, error, 1)
+        if slope <= 0:  # the spread says nothing here: keep it as a ranking, on its own scale
+            slope, intercept = 1.0, float(max(error.mean() - spread.mean(), 0.0))
+    model = trained.model
+    with torch.no_grad():
+        model.error_slope.fill_(float(slope))
+        model.error_intercept.fill_(float(max(intercept, 0.0)))
+
+
+def ensemble_predictions(
+    trained: TrainedModel, bags: Sequence[Bag] | Sequence[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per bag (every layer, dropout off): the members' mean contamination (%), their spread
+    (STD, pp) and the members' mean grade probabilities [n, C]."""
     model = trained.model
     model.eval()
-    contamination, grades = [], []
+    means, spreads, probs = [], [], []
     with torch.inference_mode():
         for start in range(0, len(bags), 64):
-            features, mask = collate([b.features for b in bags[start : start + 64]], None, None)
+            part = [b.features if isinstance(b, Bag) else b for b in bags[start : start + 64]]
+            features, mask = collate(part, None, None)
             output = model(features.to(trained.config.device), mask.to(trained.config.device))
-            contamination.append(model.to_percent(output.contamination).cpu().numpy())
-            grades.append(output.grade_logits.argmax(dim=1).cpu().numpy())
-    return np.concatenate(contamination), np.concatenate(grades)
+            members = model.to_percent(output.member_contamination)
+            means.append(members.mean(dim=1).cpu().numpy())
+            spreads.append(members.std(dim=1, unbiased=False).cpu().numpy())
+            probs.append(torch.softmax(output.member_grade_logits, dim=2).mean(dim=1).cpu().numpy())
+    return np.concatenate(means), np.concatenate(spreads), np.concatenate(probs)
+
+
+def point_predictions(trained: TrainedModel, bags: Sequence[Bag]) -> tuple[np.ndarray, np.ndarray]:
+    """Contamination (%) and grade index per bag: the ensemble's mean, every layer, dropout
+    off."""
+    contamination, _, probs = ensemble_predictions(trained, bags)
+    return contamination, probs.argmax(axis=1)
 
 
 def evaluate(trained: TrainedModel, bags: Sequence[Bag]) -> dict[str, Any]:

@@ -236,8 +236,9 @@ TORCH_NUM_THREADS = env_int("TORCH_NUM_THREADS", 0)  # 0: torch's default
 # The learning loop (mlloop.config reads these; seed 000, sections 3 and 5). Pretrained backbone
 # weights come from a local file or not at all: nothing is downloaded.
 MLLOOP = {
-    "BACKBONE": os.environ.get("MLLOOP_BACKBONE", "resnet18"),
-    "PRETRAINED_WEIGHTS": os.environ.get("MLLOOP_PRETRAINED_WEIGHTS", ""),
+    "BACKBONE": os.environ.get("MLLOOP_BACKBONE", "efficientnet_lite0"),
+    # "auto": the weights an installed package ships (mlloop.config.ModelConfig).
+    "PRETRAINED_WEIGHTS": os.environ.get("MLLOOP_PRETRAINED_WEIGHTS", "auto"),
     "IMAGE_SIZE": env_int("MLLOOP_IMAGE_SIZE", 224),
     "BAG_SIZE": env_int("MLLOOP_BAG_SIZE", 4),
     "LAMBDA": env_float("MLLOOP_LAMBDA", 0.5),

@@ -107,7 +107,7 @@ def feature_bags(n: int, *, dim: int = 16, seed: int = 0, noise: float = 0.5) ->
     return bags
 
 
-TINY = {"backbone": "test_resnet", "image_size": 32, "epochs": 4, "batch_size": 4, "mc_samples": 5}
+TINY = {"backbone": "test_resnet", "image_size": 32, "epochs": 4, "batch_size": 4, "ensemble": 3}
 
 
 def train_run(dataset: DatasetVersion, **overrides: object) -> ModelVersion:

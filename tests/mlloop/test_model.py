@@ -49,8 +49,10 @@ def test_attention_sums_to_one_over_each_bag_and_ignores_padding():
 
 
 def test_the_heads_have_the_shape_of_seed_000():
-    model = MilModel(32, 4, dropout=0.3)
-    for head, out in ((model.regressor, 1), (model.classifier, 4)):
+    model = MilModel(32, 4, dropout=0.3, ensemble=3)
+    assert len(model.regressors) == len(model.classifiers) == 3
+    heads = [(h, 1) for h in model.regressors] + [(h, 4) for h in model.classifiers]
+    for head, out in heads:
         kinds = [type(layer).__name__ for layer in head]
         assert kinds == ["Linear", "ReLU", "Dropout", "Linear"]
         assert (head[0].in_features, head[0].out_features) == (32, 256)

@@ -13,8 +13,9 @@ from labeling.models import Railcar
 from mlloop import registry, scoring
 from mlloop.artifacts import ArtifactError
 from mlloop.models import RailcarScore
-from mlloop.policies import RANDOM_PICK_SHARE
-from mlloop.scoring import Prediction, predict, uncertainty
+from labeling.policies import RANDOM_PICK_SHARE
+from mlloop.scoring import predict
+from mlloop.selection import uncertainty
 from mlloop.training import fit
 from scrapannot.models import AuditEvent
 from scrapannot.policy import set_policy
@@ -26,16 +27,19 @@ torch.set_num_threads(2)
 Status = Railcar.Status
 
 
-def test_mc_dropout_gives_a_spread_and_a_grade_distribution():
-    trained = fit(feature_bags(30, seed=5), feature_bags(8, seed=6), _config(dropout=0.5))
+def test_the_ensemble_gives_a_spread_an_expected_error_and_a_grade_distribution():
+    trained = fit(feature_bags(30, seed=5), feature_bags(8, seed=6), _config(ensemble=5))
     bag = feature_bags(1, seed=7)[0].features
 
-    prediction = predict(trained, bag, mc_samples=30)
+    prediction = predict(trained, bag)
 
-    assert prediction.contamination_spread > 0  # dropout on: the passes differ
+    assert prediction.contamination_spread > 0  # bootstrap-trained members disagree
+    assert prediction.expected_error_pct >= 0
     assert sum(prediction.grade_probs.values()) == pytest.approx(1.0, abs=1e-5)
     assert 0 <= prediction.grade_entropy <= math.log(4) + 1e-9
-    assert not trained.model.training  # dropout off again afterwards
+    assert not trained.model.training
+    # No dropout at scoring: the same bag scores the same.
+    assert predict(trained, bag).contamination_pct == prediction.contamination_pct
 
 
 def _config(**overrides):
@@ -44,18 +48,18 @@ def _config(**overrides):
     return model_config(epochs=5, **overrides)
 
 
-def test_the_uncertainty_combines_spread_and_entropy_on_a_fixed_scale():
-    def u(spread: float, probs: list[float]) -> float:
-        p = np.array(probs)
-        entropy = float(-(p[p > 0] * np.log(p[p > 0])).sum())
-        pred = Prediction(2.0, spread, dict(zip("abcd", probs, strict=True)), entropy)
-        return uncertainty(pred, std_threshold=0.4, n_grades=4)
-
-    assert u(0.0, [1, 0, 0, 0]) == 0.0
-    assert u(0.4, [1, 0, 0, 0]) == pytest.approx(0.25)  # spread at the threshold: half its term
-    assert u(0.0, [0.25] * 4) == pytest.approx(0.5)  # grade undecided: all of its term
-    assert u(0.4, [0.25] * 4) == pytest.approx(0.75)
-    assert u(100.0, [0.25] * 4) < 1.0
+def test_the_uncertainty_is_expected_error_in_thresholds_plus_the_grade_error_chance():
+    assert uncertainty(expected_error_pct=0.0, top_grade_probability=1.0, std_threshold=0.4) == 0
+    assert uncertainty(
+        expected_error_pct=0.4, top_grade_probability=1.0, std_threshold=0.4
+    ) == pytest.approx(1.0)
+    assert uncertainty(
+        expected_error_pct=0.0, top_grade_probability=0.25, std_threshold=0.4
+    ) == pytest.approx(0.75)
+    # A sure grade adds nothing: the contamination decides.
+    assert uncertainty(
+        expected_error_pct=1.2, top_grade_probability=0.99, std_threshold=0.4
+    ) > uncertainty(expected_error_pct=0.2, top_grade_probability=0.6, std_threshold=0.4)
 
 
 @pytest.mark.django_db
@@ -75,7 +79,7 @@ def test_scores_are_written_for_unlabeled_railcars_only():
     assert labeled.pk not in scored and needs_attention.pk not in scored
     score = RailcarScore.objects.get(railcar=in_pool[0])
     assert set(score.grade_probs) == {"3A", "3A1", "3AH", "cast iron"}
-    assert 0 <= score.uncertainty < 1 and score.model_version_id == model.pk
+    assert score.uncertainty >= 0 and score.model_version_id == model.pk
     event = AuditEvent.objects.filter(action="model.scored").get()
     assert event.payload["scored"] == 4
 
@@ -89,34 +93,18 @@ def test_the_pool_hands_out_the_most_uncertain_railcar_first(admin_user):
     scoring.score_railcars()
 
     uncertainty_of = dict(RailcarScore.objects.values_list("railcar_id", "uncertainty"))
-    expected = sorted(uncertainty_of, key=uncertainty_of.get, reverse=True)
+    priority = dict(
+        Railcar.objects.filter(pk__in=[r.pk for r in railcars]).values_list("pk", "priority")
+    )
+    expected = sorted(priority, key=priority.get, reverse=True)
     assert len(set(uncertainty_of.values())) == len(railcars)  # the ordering is meaningful
     assert expected != [r.pk for r in railcars]  # and it is not the age order
+    assert expected[0] == max(uncertainty_of, key=uncertainty_of.get)
+    assert all(priority[pk] <= uncertainty_of[pk] + 1e-9 for pk in priority)  # only discounted
     handed_out = [
         pool.next_assignment(annotator=user).railcar_id for user in annotators(len(railcars))
     ]
     assert handed_out == expected
-
-
-@pytest.mark.django_db
-def test_a_share_of_railcars_takes_a_random_priority(admin_user):
-    production_model()
-    set_policy(key=RANDOM_PICK_SHARE, value=0.3, actor=admin_user)
-    for i in range(240):
-        scrap_railcar(float(i % 10), layers=1)
-
-    report = scoring.score_railcars()
-
-    scores = list(RailcarScore.objects.values_list("railcar_id", "uncertainty", "random_pick"))
-    priority = dict(Railcar.objects.values_list("pk", "priority"))
-    picks = [s for s in scores if s[2]]
-    # Binomial(240, 0.3): mean 72, STD 7.1; 4 STD either side.
-    assert 43 <= len(picks) <= 101 and report.random_picks == len(picks)
-    assert all(priority[pk] == u for pk, u, pick in scores if not pick)
-    drawn = np.array([priority[pk] for pk, _, _ in picks])
-    assert np.all((drawn >= 0) & (drawn < 1))
-    assert abs(drawn.mean() - 0.5) < 0.15  # uniform on [0, 1): mean 0.5, STD of mean ~0.035
-    assert sum(priority[pk] != u for pk, u, _ in picks) == len(picks)
 
 
 @pytest.mark.django_db

@@ -42,7 +42,7 @@ def test_a_worker_trains_a_test_model_which_then_reorders_the_pool(on_postgresql
         dataset_version=dataset,
         actor=boss,
         overrides={"backbone": "test_efficientnet", "image_size": 64, "epochs": 15,
-                   "batch_size": 4, "bag_size": 2, "mc_samples": 10},
+                   "batch_size": 4, "bag_size": 2, "ensemble": 3},
     )  # fmt: skip
     # Done when failed, or succeeded and past the promotion rule (a transaction of its own).
     run = wait_for(

@@ -32,5 +32,5 @@ class Command(BaseCommand):
             raise CommandError(f"nothing scored: {report.note}")
         self.stdout.write(
             f"model v{report.model_number}: {report.scored} railcars scored, "
-            f"{report.random_picks} random picks, {len(report.skipped)} without readable frames"
+            f"{len(report.skipped)} without readable frames"
         )

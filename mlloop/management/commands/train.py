@@ -24,7 +24,7 @@ OPTIONS = {
     "lr": float,
     "batch_size": int,
     "dropout": float,
-    "mc_samples": int,
+    "ensemble": int,
     "seed": int,
     "device": str,
 }
