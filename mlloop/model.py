@@ -14,9 +14,8 @@ spread is the uncertainty (see MilModel).
 from dataclasses import dataclass
 
 import torch
-from torch import nn
-
 from django.core.exceptions import ValidationError
+from torch import nn
 
 from mlloop.config import ModelConfig, weights_path
 from mlloop.pretrained import BackboneError, load_weights, read_state_dict

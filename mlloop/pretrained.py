@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+
 class BackboneError(Exception):
     """The backbone cannot be built as configured (unknown name, weights missing or unfit)."""
 

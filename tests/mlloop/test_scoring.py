@@ -2,7 +2,6 @@
 
 import math
 
-import numpy as np
 import pytest
 import torch
 from django.test import Client
@@ -10,10 +9,10 @@ from django.test import Client
 from adjudication.estimates import model_estimate
 from labeling import pool
 from labeling.models import Railcar
+from labeling.policies import RANDOM_PICK_SHARE
 from mlloop import registry, scoring
 from mlloop.artifacts import ArtifactError
 from mlloop.models import RailcarScore
-from labeling.policies import RANDOM_PICK_SHARE
 from mlloop.scoring import predict
 from mlloop.selection import uncertainty
 from mlloop.training import fit
