@@ -8,8 +8,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from adjudication import charts
 from adjudication.agreement import MIN_RAILCARS, AgreementReport, agreement_report, rated_lines
+from scrapannot import charts
 from scrapannot.roles import Role, role_required
 
 # The range a date filter may take: outside it nothing was ever rated, and far outside it the

@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "labeling",
     "adjudication",
     "mlloop",
+    "operations",
 ]
 
 MIDDLEWARE = [

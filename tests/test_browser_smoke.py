@@ -10,7 +10,7 @@ from playwright.sync_api import Page, expect
 from rest_framework.authtoken.models import Token
 
 from labeling.models import Railcar, Rating
-from scrapannot.demo import DEMO_ACCOUNTS, DEMO_PASSWORD, ensure_demo_users
+from operations.demo import DEMO_ACCOUNTS, DEMO_PASSWORD, ensure_demo_users
 from scrapannot.models import AuditEvent
 from scrapannot.roles import Role, user_roles
 from tests.labeling.unloadings import named_layers_unloading

@@ -15,7 +15,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from adjudication import agreement, charts
+from adjudication import agreement
 from adjudication.agreement import (
     MONTH,
     WEEK,
@@ -32,6 +32,7 @@ from adjudication.agreement import (
 )
 from adjudication.models import AdjudicationCase, FinalLabel, RaterCalibration
 from labeling.models import Railcar, Rating
+from scrapannot import charts
 from tests.adjudication.factories import rated_railcar
 from tests.labeling.factories import annotators
 

@@ -29,9 +29,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from labeling import synth_scene as scene
 from labeling.layers import box_iou
-from labeling.synth_scrap import GRADES, inclusion_share, render_layer
+from operations import synth_scene as scene
+from operations.synth_scrap import GRADES, inclusion_share, render_layer
 
 LABELS_FILE = "labels.jsonl"
 MIN_GRAB_IOU = 0.06

@@ -3,7 +3,7 @@
 Each simulated rater is a real annotator account (`sim-rater-01`, ...) that takes railcars with
 `labeling.pool.next_assignment` and rates them with `labeling.annotation.submit_rating`, the
 path a browser takes, so routing, double-blind leases, aggregation and adjudication all run as
-they do for people. The readings come from `adjudication.simulation.RaterPanel` (offsets and
+they do for people. The readings come from `operations.simulation.RaterPanel` (offsets and
 scale widths as in seed 000), applied to the truth of synthetic railcars (`labels.jsonl` written
 by `manage.py synth`) or, without it, to a contamination drawn like the generator's.
 
@@ -23,11 +23,11 @@ from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
-from adjudication.simulation import RaterPanel
 from labeling import annotation, pool
 from labeling.models import Railcar
-from labeling.synth import sample_contamination_pct
-from labeling.synth_scrap import GRADES
+from operations.simulation import RaterPanel
+from operations.synth import sample_contamination_pct
+from operations.synth_scrap import GRADES
 from scrapannot.roles import Role
 
 PREFIX = "sim-rater-"

@@ -21,8 +21,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from operations.demo import DEMO_PASSWORD, DemoUser, ensure_demo_users
 from scrapannot.audit import verify_chain
-from scrapannot.demo import DEMO_PASSWORD, DemoUser, ensure_demo_users
 
 LABELS_FILE = "labels.jsonl"  # written last by `manage.py synth`: its presence means complete
 MANIFEST_NAME = "unloading.json"
