@@ -27,7 +27,7 @@ CHART_METRICS = (
     ("r2", "contamination R²", 0.0, 1.0, 0.25),
     ("f1_macro", "grade macro F1", 0.0, 1.0, 0.25),
 )
-SPLIT_COLOURS = (("val", charts.PALETTE[0]), ("test", charts.PALETTE[1]))
+SPLIT_COLOURS = (("val", charts.colour(0)), ("test", charts.colour(1)))
 
 
 class StartRunForm(forms.Form):
