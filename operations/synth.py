@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 
 from labeling.layers import box_iou
+from labeling.unloading_folders import MANIFEST_NAME
 from operations import synth_scene as scene
 from operations.synth_scrap import GRADES, inclusion_share, render_layer
 
@@ -294,7 +295,7 @@ def write_unloading(
         "camera": unloading.camera,
         "frames": frames,
     }
-    (folder / "unloading.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    (folder / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1) + "\n")
     return tuple(files)
 
 
