@@ -21,6 +21,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
+from adjudication import labels
 from adjudication.calibration import (
     IDENTITY,
     Calibration,
@@ -29,7 +30,7 @@ from adjudication.calibration import (
 )
 from adjudication.models import AdjudicationCase, Consensus, FinalLabel, Method
 from adjudication.policies import AggregationPolicy, aggregation_policy
-from labeling.models import FrameExclusion, Railcar, Rating
+from labeling.models import Railcar, Rating
 from scrapannot import audit
 from scrapannot.audit import canonical_json
 
@@ -144,51 +145,6 @@ def _fingerprint(
     return hashlib.sha256(canonical_json(content).encode()).hexdigest()
 
 
-def _excluded_frames(rating_ids: Sequence[int]) -> dict[int, list[list[object]]]:
-    """Per rating, the frames its rater excluded and why: [[frame id, failure code], ...]."""
-    found: dict[int, list[list[object]]] = {pk: [] for pk in rating_ids}
-    rows = (
-        FrameExclusion.objects.filter(assignment__rating__in=rating_ids)
-        .order_by("frame_id")
-        .values_list("assignment__rating", "frame_id", "code")
-    )
-    for rating_id, frame_id, code in rows:
-        found[rating_id].append([frame_id, code])
-    return found
-
-
-def _provenance(
-    ratings: Sequence[RatingInput],
-    result: Result,
-    policy: AggregationPolicy,
-    calibrations: dict[int, Calibration],
-) -> dict[str, object]:
-    excluded = _excluded_frames([r.rating_id for r in ratings])
-    return {
-        # Exclusions do not change the rule (each rater rates the frames they kept), but a
-        # label whose raters saw different frames is worth knowing about.
-        "ratings": [
-            {
-                "rating": r.rating_id,
-                "contamination_pct": r.contamination_pct,
-                "grade": r.grade,
-                "excluded_frames": excluded[r.rating_id],
-            }
-            for r in ratings
-        ],
-        "mean_pct": result.mean_pct,
-        "std_pct": result.std_pct,
-        "calibrated_pct": result.calibrated_pct,
-        "calibrated_std_pct": result.calibrated_std_pct,
-        "grade_votes": result.grade_votes,
-        "policy": policy.as_dict(),
-        "calibrations": {
-            str(annotator): {"id": c.calibration_id, "offset": c.offset, "scale": c.scale}
-            for annotator, c in sorted(calibrations.items())
-        },
-    }
-
-
 def aggregate_railcar(
     *, railcar_id: int, actor: AbstractBaseUser | None = None
 ) -> Consensus | None:
@@ -203,7 +159,7 @@ def aggregate_railcar(
         if not ratings or len(ratings) < railcar.raters_needed:
             return None
         # A reopened railcar keeps its label until a senior inspector decides: never recompute.
-        if FinalLabel.objects.filter(railcar=railcar, superseded_at__isnull=True).exists():
+        if FinalLabel.objects.current().filter(railcar=railcar).exists():
             return None
         # Row locks first, the audit chain's lock last (see audit.record).
         case = (
@@ -241,31 +197,19 @@ def aggregate_railcar(
                 "computed_at": now,
             },
         )
-        label = None
         if result.final:
-            label = FinalLabel.objects.create(
-                railcar=railcar,
-                contamination_pct=one_decimal(result.value_pct),
-                grade=result.majority_grade,
-                source=FinalLabel.Source.CONSENSUS,
-                method=result.method,
-                std_pct=result.std_pct,
-                provenance=_provenance(ratings, result, policy, calibrations),
-                decided_at=now,
-            )
-            label.ratings.set([r.rating_id for r in ratings])
+            # Under the current policies the consensus is final: nobody needs to decide.
             if case is not None:
                 case.status, case.closed_at = AdjudicationCase.Status.WITHDRAWN, now
                 case.save(update_fields=["status", "closed_at"])
-            railcar.status = Railcar.Status.LABELED
         else:
-            if case is None:
-                case = AdjudicationCase(railcar=railcar, opened_at=now)
-            case.reasons = result.reasons
-            case.disagreement = consensus.disagreement
-            case.save()
-            railcar.status = Railcar.Status.IN_ADJUDICATION
-        railcar.save(update_fields=["status"])
+            case = labels.send_to_adjudication(
+                railcar=railcar,
+                reasons=result.reasons,
+                disagreement=consensus.disagreement,
+                at=now,
+                case=case,
+            )
         audit.record(
             action="aggregation.computed",
             actor=actor,
@@ -284,18 +228,22 @@ def aggregate_railcar(
                 "case": case.pk if case is not None else None,
             },
         )
-        if label is not None:
-            audit.record(
-                action="final_label.set",
+        if result.final:
+            # After the aggregation's event, which explains it. Nothing here waits on a row lock
+            # while this transaction holds the audit chain's: the railcar is locked above, and it
+            # has no current label to supersede.
+            labels.set_final_label(
+                railcar=railcar,
+                contamination_pct=one_decimal(result.value_pct),
+                grade=result.majority_grade,
+                source=FinalLabel.Source.CONSENSUS,
+                method=result.method,
+                rating_ids=[r.rating_id for r in ratings],
+                consensus=consensus,
                 actor=actor,
-                obj=label,
-                payload={
-                    "railcar": railcar.pk,
-                    "contamination_pct": str(label.contamination_pct),
-                    "grade": label.grade,
-                    "source": label.source,
-                    "method": label.method,
-                },
+                at=now,
+                policy=policy,
+                calibrations=calibrations,
             )
     return consensus
 

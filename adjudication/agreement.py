@@ -376,9 +376,9 @@ def load(*, since: date | None = None, until: date | None = None, line: str = ""
     rated = ratings.values("railcar_id")
     finals = {
         railcar_id: FinalRow(float(pct), grade)
-        for railcar_id, pct, grade in FinalLabel.objects.filter(
-            railcar_id__in=rated, superseded_at__isnull=True
-        ).values_list("railcar_id", "contamination_pct", "grade")
+        for railcar_id, pct, grade in FinalLabel.objects.current()
+        .filter(railcar_id__in=rated)
+        .values_list("railcar_id", "contamination_pct", "grade")
     }
     adjudicated = set(
         AdjudicationCase.objects.filter(railcar_id__in=rated)

@@ -255,9 +255,9 @@ def estimate_and_store(
     final under the new calibrations."""
     observations = Rating.objects.values_list("railcar_id", "annotator_id", "contamination_pct")
     anchors = dict(
-        FinalLabel.objects.filter(
-            source=FinalLabel.Source.ADJUDICATION, superseded_at__isnull=True
-        ).values_list("railcar_id", "contamination_pct")
+        FinalLabel.objects.current()
+        .filter(source=FinalLabel.Source.ADJUDICATION)
+        .values_list("railcar_id", "contamination_pct")
     )
     result = fit(
         ((c, r, float(v)) for c, r, v in observations.iterator(chunk_size=5000)),

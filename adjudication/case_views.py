@@ -22,7 +22,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from adjudication import aggregation, decisions
 from adjudication.estimates import model_estimate
 from adjudication.evidence import case_evidence
-from adjudication.models import AdjudicationCase, Consensus, FinalLabel, RationaleCode
+from adjudication.labels import current_label
+from adjudication.models import AdjudicationCase, Consensus, RationaleCode
 from labeling.models import Frame, Grade, Railcar
 from scrapannot.roles import Role, has_role, role_required
 
@@ -151,9 +152,7 @@ def _render_case(
         "evidence": evidence,
         "estimate": model_estimate(case.railcar_id),
         "form": form if case.status == Status.OPEN else None,
-        "final_label": FinalLabel.objects.filter(
-            railcar_id=case.railcar_id, superseded_at__isnull=True
-        ).first(),
+        "final_label": current_label(railcar_id=case.railcar_id),
         "next_case": following,
         "timeline_url": reverse("operations:railcar-timeline", args=[case.railcar_id])
         if has_role(request.user, Role.ADMIN)

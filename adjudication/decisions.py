@@ -7,6 +7,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from adjudication import labels
 from adjudication.models import AdjudicationCase, Consensus, FinalLabel, RationaleCode
 from labeling.annotation_models import Grade
 from labeling.models import Railcar, Rating
@@ -92,69 +93,21 @@ def decide(
         if any(r.annotator_id == actor.pk for r in ratings):
             raise OwnRating
         consensus = Consensus.objects.filter(railcar=railcar).first()
+        case.status, case.closed_at, case.decided_by = AdjudicationCase.Status.DECIDED, now, actor
+        case.rationale_code, case.note = rationale_code, note
+        case.save()
         # A reopened railcar: the new label supersedes the current one, which is kept.
-        previous = (
-            FinalLabel.objects.select_for_update()
-            .filter(railcar=railcar, superseded_at__isnull=True)
-            .first()
-        )
-        if previous is not None:
-            previous.superseded_at = now
-            previous.save(update_fields=["superseded_at"])
-        label = FinalLabel.objects.create(
+        label = labels.set_final_label(
             railcar=railcar,
             contamination_pct=contamination_pct.quantize(Decimal("0.1")),
             grade=grade,
             source=FinalLabel.Source.ADJUDICATION,
             method="adjudication",
-            std_pct=consensus.std_pct if consensus is not None else 0.0,
-            case=case,
-            provenance={
-                "ratings": [
-                    {
-                        "rating": r.pk,
-                        "contamination_pct": str(r.contamination_pct),
-                        "grade": r.grade,
-                    }
-                    for r in ratings
-                ],
-                "consensus": None
-                if consensus is None
-                else {
-                    "mean_pct": consensus.mean_pct,
-                    "std_pct": consensus.std_pct,
-                    "std_kind": consensus.std_kind,
-                    "calibrated_pct": consensus.calibrated_pct,
-                    "grade_votes": consensus.grade_votes,
-                    "std_threshold": consensus.std_threshold,
-                    "reasons": consensus.reasons,
-                },
-                "rationale_code": rationale_code,
-                "note": note,
-                "supersedes": previous.pk if previous is not None else None,
-            },
-            decided_at=now,
-            decided_by=actor,
-        )
-        label.ratings.set(ratings)
-        case.status, case.closed_at, case.decided_by = AdjudicationCase.Status.DECIDED, now, actor
-        case.rationale_code, case.note = rationale_code, note
-        case.save()
-        railcar.status = Railcar.Status.LABELED
-        railcar.save(update_fields=["status"])
-        audit.record(
-            action="adjudication.decided",
+            rating_ids=[r.pk for r in ratings],
+            consensus=consensus,
             actor=actor,
-            obj=case,
-            payload={
-                "railcar": railcar.pk,
-                "contamination_pct": str(label.contamination_pct),
-                "grade": grade,
-                "rationale_code": rationale_code,
-                "note": note,
-                "final_label": label.pk,
-                "supersedes": previous.pk if previous is not None else None,
-            },
+            at=now,
+            case=case,
         )
     return label
 
@@ -176,19 +129,17 @@ def reopen(*, railcar_id: int, actor: AbstractBaseUser, reason: str) -> Adjudica
         ).first()
         if open_case is not None:
             return open_case
-        label = FinalLabel.objects.filter(railcar=railcar, superseded_at__isnull=True).first()
+        label = labels.current_label(railcar_id=railcar.pk)
         if label is None:
             raise NotFinal
         consensus = Consensus.objects.filter(railcar=railcar).first()
-        case = AdjudicationCase.objects.create(
+        case = labels.send_to_adjudication(
             railcar=railcar,
             reasons=[REOPENED],
             # Ahead of every disagreement: someone found the label wrong.
             disagreement=(consensus.disagreement if consensus else 0.0) + 10.0,
-            opened_at=now,
+            at=now,
         )
-        railcar.status = Railcar.Status.IN_ADJUDICATION
-        railcar.save(update_fields=["status"])
         audit.record(
             action="adjudication.reopened",
             actor=actor,

@@ -3,8 +3,8 @@
 `Consensus` is the latest aggregation of a railcar's ratings (kept whatever its outcome).
 `AdjudicationCase` is a railcar a senior inspector must decide. `FinalLabel` is the label the
 dataset takes, with its provenance; a relabel supersedes the current one and keeps the old row,
-so a dataset version always points at the label it froze. `RaterCalibration` is one estimate of a
-rater's offset and scale (adjudication.calibration).
+so a dataset version always points at the label it froze (`adjudication.labels` sets it).
+`RaterCalibration` is one estimate of a rater's offset and scale (adjudication.calibration).
 
 None of this is ever shown to annotators.
 """
@@ -115,6 +115,17 @@ class AdjudicationCase(models.Model):
         return f"case {self.pk} ({self.status})"
 
 
+# A railcar's current label: the one not superseded. The database allows one per railcar, and
+# every read of "the current label" goes through FinalLabel.objects.current().
+CURRENT = Q(superseded_at__isnull=True)
+
+
+class FinalLabelQuerySet(models.QuerySet):
+    def current(self) -> "FinalLabelQuerySet":
+        """The labels in force (the ones a dataset version takes), one per railcar at most."""
+        return self.filter(CURRENT)
+
+
 class FinalLabel(models.Model):
     class Source(models.TextChoices):
         CONSENSUS = "consensus", "consensus of the raters"
@@ -147,11 +158,13 @@ class FinalLabel(models.Model):
     # Set when a later label of the same railcar replaces this one; the row is kept.
     superseded_at = models.DateTimeField(null=True, blank=True)
 
+    objects = FinalLabelQuerySet.as_manager()
+
     class Meta:
         constraints = [
             models.UniqueConstraint(
                 fields=["railcar"],
-                condition=Q(superseded_at__isnull=True),
+                condition=CURRENT,
                 name="final_label_one_current",
             ),
             models.CheckConstraint(

@@ -1,7 +1,7 @@
 from django.urls import path
 
 from labeling import annotation_apis as ann
-from labeling import annotation_views, apis, views
+from labeling import annotation_views, apis, ops_views
 
 app_name = "labeling"
 
@@ -46,7 +46,7 @@ urlpatterns = [
     path("annotate/", annotation_views.queue, name="queue"),
     path("annotate/next/", annotation_views.take_next, name="take-next"),
     path("annotate/<uuid:uid>/", annotation_views.workspace, name="workspace"),
-    path("ops/quality/", views.quality_ops, name="quality-ops"),
-    path("ops/quality/rejudge/", views.rejudge_quality, name="quality-rejudge"),
-    path("ops/frames/<uuid:uid>/thumbnail.jpg", views.frame_thumbnail, name="frame-thumbnail"),
+    path("ops/quality/", ops_views.quality_ops, name="quality-ops"),
+    path("ops/quality/rejudge/", ops_views.rejudge_quality, name="quality-rejudge"),
+    path("ops/frames/<uuid:uid>/thumbnail.jpg", ops_views.frame_thumbnail, name="frame-thumbnail"),
 ]

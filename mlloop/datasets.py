@@ -141,11 +141,7 @@ def version_rows(version: DatasetVersion) -> dict[str, Row]:
 
 
 def _current_labels() -> list[FinalLabel]:
-    return list(
-        FinalLabel.objects.filter(superseded_at__isnull=True)
-        .select_related("railcar")
-        .order_by("railcar_id")
-    )
+    return list(FinalLabel.objects.current().select_related("railcar").order_by("railcar_id"))
 
 
 def _splits_for(labels: list[FinalLabel]) -> tuple[dict[int, str], dict[int, str]]:

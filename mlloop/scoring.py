@@ -110,7 +110,7 @@ def uncertainty(prediction: Prediction, *, std_threshold: float, n_grades: int) 
 
 def _candidates(railcar_ids: Iterable[int] | None, model_version: ModelVersion) -> list[int]:
     railcars = Railcar.objects.filter(status__in=SCORED_STATUSES).exclude(
-        pk__in=FinalLabel.objects.filter(superseded_at__isnull=True).values("railcar_id")
+        pk__in=FinalLabel.objects.current().values("railcar_id")
     )
     if railcar_ids is not None:
         railcars = railcars.filter(pk__in=list(railcar_ids))

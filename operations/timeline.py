@@ -142,7 +142,8 @@ def _context_query(railcar: Railcar) -> Q:
         keys |= Q(payload__key__startswith=prefix)
     window = Q(created_at__gte=railcar.created_at)
     label_at = (
-        FinalLabel.objects.filter(railcar=railcar, superseded_at__isnull=True)
+        FinalLabel.objects.current()
+        .filter(railcar=railcar)
         .values_list("decided_at", flat=True)
         .first()
     )

@@ -54,7 +54,7 @@ def timeline(request: HttpRequest, railcar_id: int) -> HttpResponse:
     context = {
         "railcar": railcar,
         "consensus": getattr(railcar, "consensus", None),
-        "label": FinalLabel.objects.filter(railcar=railcar, superseded_at__isnull=True).first(),
+        "label": FinalLabel.objects.current().filter(railcar=railcar).first(),
         "phases": by_phase(entries),
         "broken": [e for e in entries if not e.verified],
         "events": len(entries),

@@ -1,0 +1,53 @@
+"""Settings read from the environment: a yes/no variable takes the usual spellings and refuses
+anything else, so a typo never flips DEBUG."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from scrapannot.settings import env_bool
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("1", True), ("true", True), ("True", True), ("YES", True), ("on", True), (" yes ", True),
+        ("0", False), ("false", False), ("FALSE", False), ("no", False), ("Off", False),
+    ],
+)  # fmt: skip
+def test_a_yes_no_variable_takes_the_usual_spellings_in_any_case(monkeypatch, value, expected):
+    monkeypatch.setenv("SCRAPANNOT_TEST_FLAG", value)
+
+    assert env_bool("SCRAPANNOT_TEST_FLAG", not expected) is expected
+
+
+@pytest.mark.parametrize("default", [True, False])
+def test_an_unset_yes_no_variable_takes_its_default(monkeypatch, default):
+    monkeypatch.delenv("SCRAPANNOT_TEST_FLAG", raising=False)
+
+    assert env_bool("SCRAPANNOT_TEST_FLAG", default) is default
+
+
+@pytest.mark.parametrize("value", ["flase", "ture", "2", "y", "", "enabled"])
+def test_an_unknown_yes_no_value_is_refused_with_its_name(monkeypatch, value):
+    monkeypatch.setenv("SCRAPANNOT_TEST_FLAG", value)
+
+    with pytest.raises(ImproperlyConfigured, match="SCRAPANNOT_TEST_FLAG=.*1/0, true/false"):
+        env_bool("SCRAPANNOT_TEST_FLAG", True)
+
+
+def test_the_app_does_not_start_with_debug_misspelled():
+    env = {**os.environ, "DEBUG": "flase", "SECRET_KEY": "x"}
+    result = subprocess.run(
+        [sys.executable, "-c", "import scrapannot.settings"], cwd=ROOT, env=env,
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+    assert result.returncode != 0
+    assert "DEBUG='flase' is not a yes/no value" in result.stderr
