@@ -29,7 +29,7 @@ class RailcarTimeline(ReadOnly):
 
     @admin.display(description="railcar", ordering="railcar__real_id")
     def railcar_timeline(self, obj: Consensus | AdjudicationCase | FinalLabel) -> str:
-        url = reverse("adjudication:railcar-timeline", args=[obj.railcar_id])
+        url = reverse("operations:railcar-timeline", args=[obj.railcar_id])
         return format_html('<a href="{}">{}</a>', url, obj.railcar.real_id)
 
 

@@ -8,8 +8,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from adjudication import charts
 from adjudication.agreement import MIN_RAILCARS, AgreementReport, agreement_report, rated_lines
+from scrapannot import charts
 from scrapannot.roles import Role, role_required
 
 # The range a date filter may take: outside it nothing was ever rated, and far outside it the
@@ -45,13 +45,14 @@ def _charts(report: AgreementReport) -> dict[str, object]:
     coefficient_axis = charts.axis_around(
         [v for v in alphas + kappas if v is not None], low=0.0, high=1.0, step=0.2
     )
+    series = [
+        charts.Series("alpha (contamination)", alphas, charts.colour(0)),
+        charts.Series("kappa (grade)", kappas, charts.colour(1)),
+    ]
     over_time = charts.line_chart(
         label=f"agreement per {report.period}: Krippendorff's alpha and Fleiss' kappa",
         x_labels=labels,
-        series=[
-            charts.Series("alpha (contamination)", alphas, charts.PALETTE[0]),
-            charts.Series("kappa (grade)", kappas, charts.PALETTE[1]),
-        ],
+        series=series,
         # Alpha can fall below -1 in theory; nothing below that is worth the chart's height.
         y_axis=charts.Axis(
             low=max(coefficient_axis.low, -1.0),
@@ -74,7 +75,12 @@ def _charts(report: AgreementReport) -> dict[str, object]:
         x_reference=0.0,
         y_reference=1.0,
     )
-    return {"over_time": over_time, "scatter": scatter, "scatter_points": len(points)}
+    return {
+        "over_time": over_time,
+        "over_time_series": series,
+        "scatter": scatter,
+        "scatter_points": len(points),
+    }
 
 
 @require_GET

@@ -154,7 +154,7 @@ def _render_case(
         "form": form if case.status == Status.OPEN else None,
         "final_label": current_label(railcar_id=case.railcar_id),
         "next_case": following,
-        "timeline_url": reverse("adjudication:railcar-timeline", args=[case.railcar_id])
+        "timeline_url": reverse("operations:railcar-timeline", args=[case.railcar_id])
         if has_role(request.user, Role.ADMIN)
         else None,
     }
@@ -241,11 +241,11 @@ def reopen(request: HttpRequest, railcar_id: int) -> HttpResponse:
     except (ValueError, decisions.NotFinal) as exc:
         messages.error(request, str(exc) or "Only a railcar with a final label can be reopened.")
         if back:
-            return redirect("adjudication:railcar-timeline", railcar_id=railcar.pk)
+            return redirect("operations:railcar-timeline", railcar_id=railcar.pk)
         return redirect("adjudication:queue")
     messages.success(request, f"Railcar reopened as case {case.pk}.")
     if back:
-        return redirect("adjudication:railcar-timeline", railcar_id=railcar.pk)
+        return redirect("operations:railcar-timeline", railcar_id=railcar.pk)
     return redirect("adjudication:case", case_id=case.pk)
 
 

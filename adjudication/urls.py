@@ -1,6 +1,6 @@
 from django.urls import path
 
-from adjudication import agreement_views, case_views, timeline_views
+from adjudication import agreement_views, case_views
 
 app_name = "adjudication"
 
@@ -15,8 +15,4 @@ urlpatterns = [
     ),
     path("adjudication/railcars/<int:railcar_id>/reopen/", case_views.reopen, name="reopen"),
     path("adjudication/agreement/", agreement_views.agreement, name="agreement"),
-    path("ops/railcars/", timeline_views.railcars, name="railcars"),
-    path(
-        "ops/railcars/<int:railcar_id>/timeline/", timeline_views.timeline, name="railcar-timeline"
-    ),
 ]

@@ -8,6 +8,7 @@ from django.views.decorators.http import require_GET, require_POST
 from labeling import ops
 from labeling.models import Frame
 from labeling.thumbnails import thumbnail_bytes
+from scrapannot import charts
 from scrapannot.roles import Role, role_required
 
 
@@ -29,6 +30,8 @@ def quality_ops(request: HttpRequest) -> HttpResponse:
         "days": [d.isoformat() for d in series.days],
         "frames": series.frames,
         "share": series.share,
+        # The page's script draws the chart in the palette of every other chart.
+        "colors": {check: charts.colour(i) for i, check in enumerate(series.share)},
     }
     context = {
         "line": line,

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from mlloop import datasets
 from mlloop.export import ExportError, export_version
 from mlloop.models import DatasetVersion
-from mlloop.svg import grouped_bars
+from scrapannot.charts import grouped_bars
 from scrapannot.roles import Role, role_required
 
 ITEMS_PER_PAGE = 100

@@ -1,5 +1,4 @@
-"""Admin pages of the model registry: the versions, one version's run, promotion and rollback,
-and the Celery beat schedules of the product.
+"""Admin pages of the model registry: the versions, one version's run, promotion and rollback.
 
 Admins only: a senior sees the model's estimate on the adjudication page, never here, and an
 annotator must never see a prediction at all.
@@ -15,17 +14,10 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonRe
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.safestring import SafeString
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_celery_beat.models import IntervalSchedule, PeriodicTask
-from django_celery_beat.validators import (
-    day_of_week_validator,
-    hour_validator,
-    minute_validator,
-)
 
-from adjudication import charts
 from mlloop import registry
-from mlloop import schedules as schedules_domain
 from mlloop.models import DatasetVersion, ModelVersion
+from scrapannot import charts
 from scrapannot.roles import Role, role_required
 
 LOG_TAIL_LINES = 20
@@ -35,7 +27,7 @@ CHART_METRICS = (
     ("r2", "contamination R²", 0.0, 1.0, 0.25),
     ("f1_macro", "grade macro F1", 0.0, 1.0, 0.25),
 )
-SPLIT_COLOURS = (("val", charts.PALETTE[0]), ("test", charts.PALETTE[1]))
+SPLIT_COLOURS = (("val", charts.colour(0)), ("test", charts.colour(1)))
 
 
 class StartRunForm(forms.Form):
@@ -47,18 +39,6 @@ class StartRunForm(forms.Form):
 class PromoteForm(forms.Form):
     action = forms.ChoiceField(choices=[("promote", "promote"), ("rollback", "roll back")])
     reason = forms.CharField(max_length=500, strip=True)
-
-
-class ScheduleForm(forms.Form):
-    task = forms.IntegerField(widget=forms.HiddenInput)
-    # The task's date_changed as the form saw it: a second admin's stale form is refused.
-    seen = forms.CharField(max_length=64, widget=forms.HiddenInput)
-    enabled = forms.BooleanField(required=False)
-    minute = forms.CharField(max_length=60, required=False, validators=[minute_validator])
-    hour = forms.CharField(max_length=60, required=False, validators=[hour_validator])
-    day_of_week = forms.CharField(max_length=60, required=False, validators=[day_of_week_validator])
-    every = forms.IntegerField(min_value=1, max_value=100_000, required=False)
-    period = forms.ChoiceField(choices=IntervalSchedule.PERIOD_CHOICES, required=False)
 
 
 def _metrics_charts(versions: list[ModelVersion]) -> list[dict[str, Any]]:
@@ -223,26 +203,3 @@ def promote(request: HttpRequest, number: int) -> HttpResponse:
 
 def _form_errors(form: forms.Form) -> str:
     return "; ".join(f"{field}: {' '.join(errors)}" for field, errors in form.errors.items())
-
-
-@require_http_methods(["GET", "POST"])
-@role_required(Role.ADMIN)
-def schedules(request: HttpRequest) -> HttpResponse:
-    status = 200
-    if request.method == "POST":
-        form = ScheduleForm(request.POST)
-        try:
-            if not form.is_valid():
-                raise ValidationError(_form_errors(form))
-            task = schedules_domain.edit_schedule(data=form.cleaned_data, actor=request.user)
-        except ValidationError as exc:
-            messages.error(request, "; ".join(exc.messages))
-            status = 409 if isinstance(exc, schedules_domain.StaleSchedule) else 400
-        else:
-            messages.success(request, f"{task.name} saved.")
-            return redirect("mlloop:schedules")
-    tasks = PeriodicTask.objects.select_related("crontab", "interval", "solar", "clocked")
-    # The learning loop first, then the other product schedules, each by name.
-    rows = sorted(tasks, key=lambda t: (not t.task.startswith("mlloop."), t.name))
-    context = {"tasks": rows, "periods": IntervalSchedule.PERIOD_CHOICES}
-    return render(request, "mlloop/schedules.html", context, status=status)

@@ -15,5 +15,4 @@ urlpatterns = [
     path("ml/models/<int:number>/", model_views.model_detail, name="model"),
     path("ml/models/<int:number>/progress.json", model_views.progress, name="model-progress"),
     path("ml/models/<int:number>/promote/", model_views.promote, name="model-promote"),
-    path("ml/schedules/", model_views.schedules, name="schedules"),
 ]

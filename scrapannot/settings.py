@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "labeling",
     "adjudication",
     "mlloop",
+    "operations",
 ]
 
 MIDDLEWARE = [

@@ -20,6 +20,7 @@ urlpatterns = [
     path("", include("labeling.urls")),
     path("", include("adjudication.urls")),
     path("", include("mlloop.urls")),
+    path("", include("operations.urls")),
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),

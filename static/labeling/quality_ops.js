@@ -1,8 +1,5 @@
-// Draws the per-check rejection shares as lines in an SVG; no library, no build step.
-const COLORS = {
-  decode: "#6b7280", aspect_ratio: "#8b5cf6", blur: "#2563eb", underexposure: "#0f766e",
-  overexposure: "#d97706", haze: "#a16207", occupancy: "#be123c", extraneous: "#db2777",
-};
+// Draws the per-check rejection shares as lines in an SVG; no library, no build step. The
+// colours come with the data, from the palette of the server-drawn charts (scrapannot/charts.py).
 const NS = "http://www.w3.org/2000/svg";
 
 function el(name, attrs, text) {
@@ -35,9 +32,9 @@ function draw(svg, legend, data) {
       if (v === null) return;
       path += `${path ? "L" : "M"}${x(i).toFixed(1)},${y(v).toFixed(1)}`;
     });
-    svg.append(el("path", { d: path, fill: "none", stroke: COLORS[check] || "#333", "stroke-width": 2 }));
+    svg.append(el("path", { d: path, fill: "none", stroke: data.colors[check] || "#333", "stroke-width": 2 }));
     const item = document.createElement("span");
-    item.style.setProperty("--swatch", COLORS[check] || "#333");
+    item.style.setProperty("--swatch", data.colors[check] || "#333");
     item.textContent = check;
     legend.append(item);
   }

@@ -2,7 +2,6 @@
 agreement page: who may see it, bad filters, and what it shows."""
 
 import os
-import re
 import subprocess
 import sys
 from datetime import UTC, date, datetime, timedelta
@@ -15,7 +14,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from adjudication import agreement, charts
+from adjudication import agreement
 from adjudication.agreement import (
     MONTH,
     WEEK,
@@ -326,33 +325,6 @@ def test_railcars_fall_in_the_week_of_their_last_rating_and_gaps_stay_visible():
 def test_months_step_over_year_ends():
     assert agreement.next_period(date(2026, 12, 1), MONTH) == date(2027, 1, 1)
     assert agreement.next_period(date(2026, 1, 1), MONTH) == date(2026, 2, 1)
-
-
-# --- charts -------------------------------------------------------------------------------------
-
-
-def test_a_line_chart_breaks_at_missing_values_and_escapes_labels():
-    svg = charts.line_chart(
-        label="<x>",
-        x_labels=["a", "<b>", "c", "d"],
-        series=[charts.Series("s&p", [0.5, None, 0.7, 0.8])],
-        y_axis=charts.Axis(0.0, 1.0, [0.0, 1.0]),
-    )
-
-    assert svg.count("<polyline") == 1  # "a" stands alone; "c"-"d" is the one line
-    assert svg.count("<circle") == 3
-    assert "<b>" not in svg and "&lt;b&gt;" in svg and "s&amp;p" in svg
-
-
-def test_scatter_points_outside_the_axis_are_pinned_to_its_edge():
-    axis = charts.Axis(0.0, 1.0, [0.0, 1.0])
-    svg = charts.scatter_chart(
-        label="s", points=[charts.Point(5.0, -3.0, "far")], x_axis=axis, y_axis=axis,
-        x_title="x", y_title="y",
-    )  # fmt: skip
-
-    cx, cy = (float(v) for v in re.search(r'cx="([\d.]+)" cy="([\d.]+)"', svg).groups())
-    assert cx == charts.WIDTH - charts.RIGHT and cy == charts.HEIGHT - charts.BOTTOM
 
 
 # --- the page -----------------------------------------------------------------------------------

@@ -13,10 +13,10 @@ from adjudication.aggregation import RatingInput, compute
 from adjudication.calibration import MIN_ANCHORS, MIN_RATINGS, MIN_SCALE, fit
 from adjudication.models import AdjudicationCase, Consensus, FinalLabel, RaterCalibration
 from adjudication.policies import METHOD, AggregationPolicy
-from adjudication.simulation import RaterPanel, SimRater, simulate
 from adjudication.tasks import estimate_calibrations
 from labeling.models import Railcar
-from labeling.synth_scrap import GRADES
+from operations.simulation import RaterPanel, SimRater, simulate
+from operations.synth_scrap import GRADES
 from scrapannot.audit import verify_chain
 from scrapannot.models import AuditEvent
 from scrapannot.policy import set_policy

@@ -356,7 +356,7 @@ def test_the_model_estimate_shows_when_there_is_one(senior, make_case, estimates
 
 
 def test_admins_get_the_railcar_timeline_link_and_seniors_do_not(senior, admin_user, case):
-    timeline = reverse("adjudication:railcar-timeline", args=[case.railcar_id])
+    timeline = reverse("operations:railcar-timeline", args=[case.railcar_id])
 
     assert timeline.encode() in client_for(admin_user).get(case_url(case)).content
     assert timeline.encode() not in client_for(senior).get(case_url(case)).content
@@ -595,7 +595,7 @@ def test_reopening_from_the_pages_needs_a_reviewer_a_reason_and_a_final_label(
     assert "<script>alert(1)</script>" not in page
 
     client.force_login(admin_user)
-    timeline = reverse("adjudication:railcar-timeline", args=[railcar.pk])
+    timeline = reverse("operations:railcar-timeline", args=[railcar.pk])
     page = client.get(timeline).content.decode()
     assert "Reopened for adjudication: &lt;script&gt;" in page
     assert (

@@ -1,9 +1,9 @@
 """Active learning on synthetic railcars: after the same labeling budget, is a model trained on
 railcars picked by its uncertainty better than one trained on railcars picked at random?
 
-Data. Railcars from the generator (labeling/synth.py), rendered in memory at a low resolution,
+Data. Railcars from the generator (operations/synth.py), rendered in memory at a low resolution,
 one keyframe per layer (the frame at the magnet's IoU peak, as the product picks it). The truth
-is the generator's. Labels come from simulated raters (adjudication/simulation.py: a panel with
+is the generator's. Labels come from simulated raters (operations/simulation.py: a panel with
 individual offsets, scales and noise, as seed 000 describes): three ratings per railcar, combined
 by the product's aggregation rule (adjudication.aggregation.compute with the default policies:
 mean contamination, majority grade). A railcar with no grade majority would go to a senior
@@ -43,13 +43,13 @@ from PIL import Image  # noqa: E402
 
 from adjudication import aggregation  # noqa: E402
 from adjudication.policies import METHOD, STD_KIND, STD_THRESHOLD, AggregationPolicy  # noqa: E402
-from adjudication.simulation import RaterPanel  # noqa: E402
-from labeling import synth  # noqa: E402
-from labeling.synth_scrap import GRADES  # noqa: E402
 from mlloop import scoring  # noqa: E402
 from mlloop.config import ModelConfig  # noqa: E402
 from mlloop.features import FeatureExtractor  # noqa: E402
 from mlloop.training import Bag, evaluate, fit  # noqa: E402
+from operations import synth  # noqa: E402
+from operations.simulation import RaterPanel  # noqa: E402
+from operations.synth_scrap import GRADES  # noqa: E402
 from scrapannot.policy import registered  # noqa: E402
 
 DATA_SEED = 2026

@@ -1,6 +1,6 @@
 """Beyond the mean: how much closer to the truth is the calibrated consensus?
 
-Simulated raters with known truth (adjudication/simulation.py: offsets, scale widths and noise as
+Simulated raters with known truth (operations/simulation.py: offsets, scale widths and noise as
 seed 000 describes its inspectors): per seed, a panel of raters and railcars each rated by 3 of
 them. Every railcar goes through the real rule, `aggregation.compute` under the default policy
 (STD threshold 0.4, sample STD, grade majority), with:
@@ -40,7 +40,7 @@ setup_django()
 from adjudication.aggregation import STD_ABOVE_THRESHOLD, RatingInput, compute
 from adjudication.calibration import Calibration, Fit, fit
 from adjudication.policies import AggregationPolicy
-from adjudication.simulation import Simulation, simulate
+from operations.simulation import Simulation, simulate
 
 EXPERT_SD = 0.1
 MEAN = AggregationPolicy(std_threshold=0.4, std_kind="sample", method="mean")

@@ -1,7 +1,7 @@
 """Ingest throughput for 1920x1080 JPEG frames, beside the cost of only decoding them.
 
 The issue's aim: ingest through the API costs at most 3x decoding the same frames. In one run and
-on the same synthetic frames (labeling/synth.py), each round measures:
+on the same synthetic frames (operations/synth.py), each round measures:
 
 - decode only: Pillow (the decoder ingest uses; the baseline) and OpenCV for reference;
 - ingest through the API: multipart POSTs to a real gunicorn with one sync worker, which uses one
@@ -64,7 +64,7 @@ from rest_framework.authtoken.models import Token
 from labeling.imagefiles import check_frame_bytes, sha256_hex, strip_jpeg
 from labeling.ingest import ingest_unloading
 from labeling.manifest import UnloadingManifestSerializer
-from labeling.synth import write_unloadings
+from operations.synth import write_unloadings
 from scrapannot.celery import app as celery_app
 from scrapannot.roles import Role
 

@@ -2,7 +2,7 @@
 
 The issue's aim: with the frame's embedding cached, our click (`labeling.masks.predict_mask`)
 costs at most 25% more than SAM's own `predict` on the same frame and prompts. In one run, on one
-synthetic frame (labeling/synth.py) with a box and one positive point (seed 001's most robust
+synthetic frame (operations/synth.py) with a box and one positive point (seed 001's most robust
 prompt) around each of its largest inclusion blobs, each round measures, interleaved:
 
 - bare `SamPredictor.predict` (multimask), the predictor already set with the image (baseline);
@@ -52,10 +52,11 @@ def main() -> None:
     from django.core.files.base import ContentFile
     from django.core.files.storage import default_storage
 
-    from labeling import masks, rle, sam, synth
+    from labeling import masks, rle, sam
     from labeling.imagefiles import sha256_hex
     from labeling.models import Frame
-    from labeling.synth_pieces import SOIL
+    from operations import synth
+    from operations.synth_pieces import SOIL
 
     cv2.setNumThreads(1)
     if args.torch_threads:

@@ -1,7 +1,7 @@
 """Throughput of the frame quality checks on 1920x1080 JPEG frames, beside decoding them only.
 
 The issue's aim: all checks together cost no more than the decode itself, i.e. (decode + checks)
-/ decode <= 2.0. In one run, on the same frames (synthetic railcars from labeling/synth.py with
+/ decode <= 2.0. In one run, on the same frames (synthetic railcars from operations/synth.py with
 their railcar boxes, and scikit-image photographs upscaled to 1920x1080 without a box), each round
 measures:
 
@@ -20,8 +20,8 @@ import time
 import cv2
 import numpy as np
 
-from labeling import synth
 from labeling.quality import QualityThresholds, check_frame_bytes, measure_image
+from operations import synth
 from tests.benchmarks.common import Measurement, describe_machine, paired_ratio, print_table
 from tests.labeling.quality_calibration import photo, to_frame_bytes
 

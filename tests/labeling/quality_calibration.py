@@ -5,7 +5,7 @@ textures close to a scrap pile (gravel, brick, grass) and a featureless surface 
 centre-cropped to 16:9, degraded at its native resolution (Gaussian blur of known sigma, exposure
 scaling with clipping, a veil of grey-white airlight, an empty centre, a safety-orange garment
 pasted in), upscaled to a 1920x1080 camera frame, JPEG-encoded at quality 90, and run through
-`check_frame_bytes` exactly as a stored frame would be. Synthetic railcars from labeling/synth.py,
+`check_frame_bytes` exactly as a stored frame would be. Synthetic railcars from operations/synth.py,
 whose truth records the defect of every frame, make the second set.
 
 Per check: the detection rate (frames carrying that check's defect that it flags), the false-alarm
@@ -23,8 +23,9 @@ import cv2
 import numpy as np
 import skimage.data
 
-from labeling import quality_measures, synth
+from labeling import quality_measures
 from labeling.quality import CHECKS, QualityThresholds, check_frame_bytes
+from operations import synth
 
 PHOTOS = (
     "astronaut",
@@ -77,7 +78,7 @@ def blur(sigma: float) -> Callable[[np.ndarray], np.ndarray]:
 
 
 def exposure(gain: float) -> Callable[[np.ndarray], np.ndarray]:
-    """Scale the 8-bit values and clip, as a wrong gain does (and as labeling/synth does)."""
+    """Scale the 8-bit values and clip, as a wrong gain does (and as operations/synth does)."""
     table = np.clip(np.arange(256) * gain, 0, 255).astype(np.uint8)
     return lambda img: cv2.LUT(img, table)
 

@@ -107,7 +107,7 @@ def test_an_oversized_manifest_is_refused(tmp_path, settings):
 
 @pytest.mark.parametrize("named_layers", [False, True], ids=["boxes", "named layers"])
 def test_synthetic_unloadings_ingest_into_the_layers_the_generator_made(tmp_path, named_layers):
-    from labeling.synth import write_unloadings
+    from operations.synth import write_unloadings
 
     truths = write_unloadings(
         out_dir=tmp_path, railcars=3, seed=11, width=320, height=180, named_layers=named_layers

@@ -13,8 +13,8 @@ from segment_anything import SamPredictor
 
 from labeling import masks, rle, sam
 from labeling.masks import Prompts
-from labeling.synth import encode_jpeg, render_unloading
-from labeling.synth_pieces import SOIL
+from operations.synth import encode_jpeg, render_unloading
+from operations.synth_pieces import SOIL
 from tests.labeling.test_sam import make_frame
 
 W, H = 1920, 1080

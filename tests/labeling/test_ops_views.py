@@ -5,6 +5,7 @@ from PIL import Image
 
 from labeling import pipeline
 from labeling.models import Frame, Railcar
+from scrapannot import charts
 from scrapannot.models import AuditEvent
 from tests.labeling.test_pipeline import synth_railcar
 
@@ -60,6 +61,9 @@ def test_the_quality_page_shows_rejection_shares_and_rejected_frames(admin_user,
     assert sum(chart["frames"]) == checked.frames.count()
     failed_shares = [v for values in chart["share"].values() for v in values if v]
     assert failed_shares and all(0 < v <= 1 for v in failed_shares)
+    # The script draws each check in its colour of the one palette all charts use.
+    assert list(chart["colors"]) == list(chart["share"])
+    assert list(chart["colors"].values()) == list(charts.PALETTE)
     rejected = list(response.context["rejected"])
     assert rejected and all(f.quality == Frame.Quality.INELIGIBLE for f in rejected)
     assert all(f.failed_checks for f in rejected)

@@ -5,7 +5,7 @@ from labeling import pipeline
 from labeling.models import Frame, FrameCheck, Railcar
 from labeling.policies import quality_thresholds
 from labeling.quality import CHECKS
-from labeling.synth import write_unloadings
+from operations.synth import write_unloadings
 from scrapannot.models import AuditEvent
 from scrapannot.policy import set_policy
 

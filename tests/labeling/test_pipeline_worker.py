@@ -5,7 +5,7 @@ from rest_framework.test import APIClient
 
 from labeling.models import FrameCheck, Railcar
 from labeling.quality import CHECKS
-from labeling.synth import write_unloadings
+from operations.synth import write_unloadings
 from scrapannot.models import AuditEvent
 from tests.celery_worker import wait_for
 from tests.labeling.unloadings import Unloading

@@ -18,7 +18,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from labeling import synth, synth_scene
 from labeling.quality import (
     CHECKS,
     CheckResult,
@@ -27,6 +26,7 @@ from labeling.quality import (
     measure_image,
     verdict,
 )
+from operations import synth, synth_scene
 from tests.labeling import quality_calibration as calibration
 
 SIZE = (960, 540)

@@ -16,7 +16,7 @@ from segment_anything import SamPredictor
 from labeling import sam
 from labeling.imagefiles import sha256_hex
 from labeling.models import Frame, Railcar
-from labeling.synth import encode_jpeg, render_unloading
+from operations.synth import encode_jpeg, render_unloading
 
 POINT = np.array([[900, 600]])
 LABEL = np.array([1])

@@ -1,5 +1,5 @@
 """The model registry's admin pages: the list with its charts, one version's page and progress,
-promotion and rollback by hand, and the Celery beat schedules."""
+promotion and rollback by hand. (The schedules page: tests/operations/test_schedules.py.)"""
 
 import hashlib
 import re
@@ -8,11 +8,9 @@ import numpy as np
 import pytest
 from django.contrib.auth.models import Group, User
 from django.core.files.base import ContentFile
-from django.db import connection
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
-from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 from playwright.sync_api import expect
 
 from mlloop.datasets import freeze_version
@@ -22,7 +20,6 @@ from scrapannot.audit import verify_chain
 from scrapannot.models import AuditEvent
 from scrapannot.roles import Role
 from tests.adjudication.factories import rated_railcar
-from tests.concurrency import run_at_once
 
 pytest_plugins = ["tests.browser_fixtures"]
 pytestmark = pytest.mark.django_db
@@ -81,29 +78,6 @@ def model_version(
     return version
 
 
-def periodic(name: str = "retrain nightly", task: str = "mlloop.retrain") -> PeriodicTask:
-    crontab = CrontabSchedule.objects.create(minute="30", hour="2", day_of_week="*")
-    return PeriodicTask.objects.create(name=name, task=task, crontab=crontab)
-
-
-def schedule_post(task: PeriodicTask, /, **changes: object) -> dict:
-    data = {
-        "task": task.pk,
-        "seen": task.date_changed.isoformat(),
-        "enabled": "on" if task.enabled else "",
-    }
-    if task.crontab_id:
-        data |= {
-            "minute": task.crontab.minute,
-            "hour": task.crontab.hour,
-            "day_of_week": task.crontab.day_of_week,
-        }
-    if task.interval_id:
-        data |= {"every": task.interval.every, "period": task.interval.period}
-    data |= changes
-    return {k: v for k, v in data.items() if v != ""}
-
-
 # --- who may ---------------------------------------------------------------------------------
 
 
@@ -111,7 +85,6 @@ def schedule_post(task: PeriodicTask, /, **changes: object) -> dict:
 def test_nobody_but_admins_reaches_the_model_pages(who, request):
     user = None if who == "anonymous" else request.getfixturevalue(who)
     version = model_version(1)
-    task = periodic()
     client = client_for(user)
     number = version.number
     gets = [
@@ -119,12 +92,10 @@ def test_nobody_but_admins_reaches_the_model_pages(who, request):
         reverse("mlloop:model", args=[number]),
         reverse("mlloop:model", args=[number]) + "?download=artifact",
         reverse("mlloop:model-progress", args=[number]),
-        reverse("mlloop:schedules"),
     ]
     posts = [
         (reverse("mlloop:models"), {"dataset_version": version.dataset_version.number}),
         (reverse("mlloop:model-promote", args=[number]), {"action": "promote", "reason": "x"}),
-        (reverse("mlloop:schedules"), schedule_post(task, enabled="")),
     ]
 
     responses = [client.get(url) for url in gets] + [client.post(u, d) for u, d in posts]
@@ -137,8 +108,7 @@ def test_nobody_but_admins_reaches_the_model_pages(who, request):
         assert b"mae" not in response.content.lower()
     assert ModelVersion.objects.count() == 1
     version.refresh_from_db()
-    task.refresh_from_db()
-    assert not version.is_production and task.enabled
+    assert not version.is_production
     assert not AuditEvent.objects.exists()
 
 
@@ -482,175 +452,3 @@ def test_there_is_nothing_to_roll_back_to_without_an_earlier_production_model(ad
 
     assert response.status_code == 400
     assert ModelVersion.objects.get(number=1).is_production
-
-
-# --- schedules -------------------------------------------------------------------------------
-
-
-def test_the_schedules_page_lists_the_learning_loop_first_and_the_product_jobs(admin_user):
-    periodic("zz retrain", "mlloop.retrain")
-    response = client_for(admin_user).get(reverse("mlloop:schedules"))
-
-    assert response.status_code == 200
-    tasks = re.findall(r'<tr data-task="([^"]+)"', response.content.decode())
-    # The migrations' schedules are there too (audit chain, lease expiry).
-    assert tasks[0].startswith("mlloop.")
-    assert "scrapannot.verify_audit_chain" in tasks and "labeling.expire_leases" in tasks
-
-
-def test_an_admin_changes_a_crontab_without_touching_the_shared_schedule(admin_user):
-    task = periodic()
-    other = PeriodicTask.objects.create(name="other", task="mlloop.score", crontab=task.crontab)
-
-    response = client_for(admin_user).post(
-        reverse("mlloop:schedules"),
-        schedule_post(task, minute="*/15", hour="1-5", day_of_week="mon-fri"),
-    )
-
-    assert response.status_code == 302
-    task.refresh_from_db()
-    other.refresh_from_db()
-    assert (task.crontab.minute, task.crontab.hour, task.crontab.day_of_week) == (
-        "*/15",
-        "1-5",
-        "mon-fri",
-    )
-    assert (other.crontab.minute, other.crontab.hour) == ("30", "2")
-    event = AuditEvent.objects.get(action="schedule.changed")
-    assert event.actor == admin_user and event.object_id == str(task.pk)
-    assert event.payload["before"]["minute"] == "30" and event.payload["after"]["minute"] == "*/15"
-
-
-def test_an_admin_disables_an_interval_schedule_and_changes_its_period(admin_user):
-    every_minute, _ = IntervalSchedule.objects.get_or_create(every=1, period="minutes")
-    task = PeriodicTask.objects.create(name="score", task="mlloop.score", interval=every_minute)
-
-    response = client_for(admin_user).post(
-        reverse("mlloop:schedules"), schedule_post(task, enabled="", every=6, period="hours")
-    )
-
-    assert response.status_code == 302
-    task.refresh_from_db()
-    assert not task.enabled and (task.interval.every, task.interval.period) == (6, "hours")
-    assert AuditEvent.objects.get(action="schedule.changed").payload["after"] == {
-        "enabled": False,
-        "every": 6,
-        "period": "hours",
-    }
-
-
-def test_saving_an_unchanged_schedule_records_nothing(admin_user):
-    task = periodic()
-
-    response = client_for(admin_user).post(reverse("mlloop:schedules"), schedule_post(task))
-
-    assert response.status_code == 302
-    assert not AuditEvent.objects.exists()
-
-
-@pytest.mark.parametrize(
-    "changes",
-    [
-        {"minute": "60"},
-        {"minute": "*/0"},
-        {"minute": "0 1"},  # would shift the other crontab fields
-        {"hour": "24"},
-        {"hour": "-1"},
-        {"hour": "1-"},
-        {"day_of_week": "8"},
-        {"day_of_week": "someday"},
-        {"minute": "x" * 61},
-        {"minute": "5; DROP TABLE django_celery_beat_periodictask"},
-        {"minute": "<script>alert(1)</script>"},
-        {"minute": ""},
-        {"task": "999999"},
-        {"task": "abc"},
-        {"seen": ""},
-    ],
-)
-def test_bad_crontab_values_are_refused_and_nothing_changes(admin_user, changes):
-    task = periodic()
-
-    response = client_for(admin_user).post(
-        reverse("mlloop:schedules"), schedule_post(task, **changes)
-    )
-
-    assert response.status_code == 400
-    assert b"<script>alert(1)" not in response.content
-    assert b'class="error"' in response.content
-    task.refresh_from_db()
-    assert (task.crontab.minute, task.crontab.hour, task.crontab.day_of_week) == ("30", "2", "*")
-    assert not AuditEvent.objects.exists()
-
-
-@pytest.mark.parametrize(
-    "changes",
-    [{"every": "0"}, {"every": "-3"}, {"every": "1e9"}, {"period": "fortnights"}, {"every": ""}],
-)
-def test_bad_intervals_are_refused(admin_user, changes):
-    every_minute, _ = IntervalSchedule.objects.get_or_create(every=1, period="minutes")
-    task = PeriodicTask.objects.create(name="score", task="mlloop.score", interval=every_minute)
-
-    response = client_for(admin_user).post(
-        reverse("mlloop:schedules"), schedule_post(task, **changes)
-    )
-
-    assert response.status_code == 400
-    task.refresh_from_db()
-    assert task.interval == every_minute and not AuditEvent.objects.exists()
-
-
-def test_a_form_drawn_before_someone_elses_change_is_refused(admin_user):
-    task = periodic()
-    stale = schedule_post(task, hour="4")
-    client = client_for(admin_user)
-    assert (
-        client.post(reverse("mlloop:schedules"), schedule_post(task, enabled="")).status_code == 302
-    )
-
-    response = client.post(reverse("mlloop:schedules"), stale)
-
-    assert response.status_code == 409
-    assert b"changed meanwhile" in response.content
-    task.refresh_from_db()
-    assert task.crontab.hour == "2" and not task.enabled
-    assert AuditEvent.objects.filter(action="schedule.changed").count() == 1
-
-
-@pytest.mark.django_db(transaction=True)
-def test_concurrent_edits_of_one_schedule_let_exactly_one_win(admin_user):
-    assert connection.vendor == "postgresql"
-    task = periodic()
-    forms = iter([schedule_post(task, hour=str(h)) for h in range(6)])
-
-    def edit() -> int:
-        return client_for(admin_user).post(reverse("mlloop:schedules"), next(forms)).status_code
-
-    statuses = run_at_once(edit, threads=6)
-
-    assert sorted(statuses) == [302] + [409] * 5
-    events = AuditEvent.objects.filter(action="schedule.changed")
-    assert events.count() == 1
-    task.refresh_from_db()
-    assert task.crontab.hour == events.get().payload["after"]["hour"]
-    assert verify_chain().ok
-
-
-@pytest.mark.django_db(transaction=True)
-def test_concurrent_edits_of_different_schedules_all_land_without_deadlock(admin_user):
-    tasks = [periodic(f"job {i}", f"mlloop.job{i}") for i in range(5)]
-    forms = iter([schedule_post(t, minute=str(10 + i)) for i, t in enumerate(tasks)])
-
-    def edit() -> int:
-        return client_for(admin_user).post(reverse("mlloop:schedules"), next(forms)).status_code
-
-    statuses = run_at_once(edit, threads=5)
-
-    assert statuses == [302] * 5
-    assert sorted(
-        PeriodicTask.objects.filter(pk__in=[t.pk for t in tasks]).values_list(
-            "crontab__minute", flat=True
-        )
-    ) == [str(10 + i) for i in range(5)]
-    assert AuditEvent.objects.filter(action="schedule.changed").count() == 5
-    assert verify_chain().ok

@@ -1,7 +1,7 @@
 """Editing the product's Celery beat schedules (django-celery-beat rows), audited.
 
-The page is `mlloop.model_views.schedules`; retraining and scoring live here with the nightly
-audit check, lease expiry and rater calibration.
+Every app's periodic tasks are edited here, on one page (`operations.schedule_views`):
+retraining and scoring with the nightly audit check, lease expiry and rater calibration.
 """
 
 from typing import Any

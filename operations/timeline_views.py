@@ -7,8 +7,8 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
 from adjudication.models import FinalLabel
-from adjudication.timeline import by_phase, find_railcars, railcar_events
 from labeling.models import Railcar
+from operations.timeline import by_phase, find_railcars, railcar_events
 from scrapannot.audit import verify_since_checkpoint
 from scrapannot.roles import Role, role_required
 
@@ -29,7 +29,7 @@ def railcars(request: HttpRequest) -> HttpResponse:
     form = RailcarSearchForm(request.GET)
     if not form.is_valid():
         context = {"form": form, "page": None, "lines": _lines()}
-        return render(request, "adjudication/railcars.html", context, status=400)
+        return render(request, "operations/railcars.html", context, status=400)
     found = find_railcars(
         text=form.cleaned_data["q"],
         status=form.cleaned_data["status"],
@@ -39,7 +39,7 @@ def railcars(request: HttpRequest) -> HttpResponse:
     query = request.GET.copy()
     query.pop("page", None)
     context = {"form": form, "page": page, "lines": _lines(), "query": query.urlencode()}
-    return render(request, "adjudication/railcars.html", context)
+    return render(request, "operations/railcars.html", context)
 
 
 def _lines() -> list[str]:
@@ -62,4 +62,4 @@ def timeline(request: HttpRequest, railcar_id: int) -> HttpResponse:
         # of this railcar intact, only the walk from the genesis notices the gap.
         "report": verify_since_checkpoint(),
     }
-    return render(request, "adjudication/timeline.html", context)
+    return render(request, "operations/timeline.html", context)

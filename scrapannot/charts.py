@@ -1,10 +1,12 @@
-"""Charts rendered on the server as inline SVG: a line chart, a scatter plot, heat-map cells.
+"""Charts rendered on the server as inline SVG: a line chart, a scatter plot, grouped bars,
+heat-map cells; and the one palette every chart of the product draws with (the quality page's
+script-drawn chart takes its colours from here too).
 
 No JavaScript and nothing fetched at run time. Every text that goes into the markup is escaped
 here, so callers may pass user-controlled labels (usernames, line names).
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from django.utils.html import escape
@@ -13,7 +15,22 @@ from django.utils.safestring import SafeString, mark_safe
 WIDTH, HEIGHT = 720, 260
 LEFT, RIGHT, TOP, BOTTOM = 44, 14, 12, 34
 MAX_X_LABELS = 8
-PALETTE = ("#2a64a3", "#c0592b", "#1e7b34", "#7b3fa0", "#8a6d00")
+# One colour per series, in order; eight, so that every frame-quality check has its own.
+PALETTE = (
+    "#2a64a3",
+    "#c0592b",
+    "#1e7b34",
+    "#7b3fa0",
+    "#8a6d00",
+    "#0f766e",
+    "#be123c",
+    "#6b7280",
+)
+
+
+def colour(index: int) -> str:
+    """The palette's colour for the `index`-th series (it wraps round past the last)."""
+    return PALETTE[index % len(PALETTE)]
 
 
 @dataclass(frozen=True)
@@ -145,6 +162,56 @@ def scatter_chart(
     return _svg(label, body)
 
 
+def grouped_bars(
+    *,
+    categories: Sequence[str],
+    series: Mapping[str, Sequence[int]],
+    label: str,
+    width: int = 640,
+    height: int = 220,
+) -> SafeString:
+    """Bars per category, one per series side by side, with counts above them and a legend."""
+    left, bottom, top = 30, 34, 22
+    plot_w, plot_h = width - left - 8, height - bottom - top
+    peak = max([v for values in series.values() for v in values] + [1])
+    group_w = plot_w / max(len(categories), 1)
+    bar_w = group_w * 0.8 / max(len(series), 1)
+    base = top + plot_h
+    parts = [f'<line class="axis" x1="{left}" y1="{base}" x2="{width - 8}" y2="{base}"/>']
+    for ci, category in enumerate(categories):
+        x0 = left + ci * group_w + group_w * 0.1
+        parts.append(
+            f'<text x="{left + (ci + 0.5) * group_w:.1f}" y="{height - bottom + 16}" '
+            f'text-anchor="middle">{escape(category)}</text>'
+        )
+        for si, (name, values) in enumerate(series.items()):
+            value = int(values[ci])
+            bar_h = plot_h * value / peak
+            x, y = x0 + si * bar_w, base - bar_h
+            parts.append(
+                f'<rect x="{x:.1f}" y="{y:.1f}" width="{max(bar_w - 1, 1):.1f}" '
+                f'height="{bar_h:.1f}" fill="{colour(si)}">'
+                f"<title>{escape(name)}: {value} in {escape(category)}</title></rect>"
+            )
+            if value:
+                parts.append(
+                    f'<text x="{x + bar_w / 2:.1f}" y="{y - 3:.1f}" '
+                    f'text-anchor="middle">{value}</text>'
+                )
+    for si, name in enumerate(series):
+        x = left + si * 90
+        parts.append(
+            f'<rect x="{x}" y="4" width="10" height="10" fill="{colour(si)}"/>'
+            f'<text x="{x + 14}" y="13">{escape(name)}</text>'
+        )
+    return mark_safe(  # noqa: S308 - every text inside went through escape()
+        f'<svg class="chart bars" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="{escape(label)}" xmlns="http://www.w3.org/2000/svg">'
+        + "".join(parts)
+        + "</svg>"
+    )
+
+
 def axis_around(values: Sequence[float], *, low: float, high: float, step: float) -> Axis:
     """An axis from `low` to `high`, widened in `step`s to take in every value."""
     lo = min([low, *values])
@@ -164,11 +231,15 @@ class HeatCell:
     style: str  # an inline background, darker for a larger share of the matrix's peak
 
 
+# The heat maps shade the palette's first colour.
+_HEAT_RGB = ", ".join(str(int(PALETTE[0][i : i + 2], 16)) for i in (1, 3, 5))
+
+
 def _heat_style(intensity: float) -> str:
     if not intensity:
         return ""
     ink = "; color: #fff" if intensity > 0.55 else ""
-    return f"background: rgba(42, 100, 163, {0.85 * intensity:.2f}){ink}"
+    return f"background: rgba({_HEAT_RGB}, {0.85 * intensity:.2f}){ink}"
 
 
 def heat_rows(

@@ -5,7 +5,7 @@ percentage points, while the most stable stay within 0.5-1 point, "both an indiv
 a different width of the scale". A `RaterPanel` draws raters of both kinds; each reads a railcar
 as offset + scale * truth + noise, clipped to 0-100 and rounded to 0.1 as the rating form does,
 and reads its grade with an occasional slip to a neighbouring grade, more often on borderline
-railcars. The truth distribution is the synthetic railcars' (labeling.synth), so the learning
+railcars. The truth distribution is the synthetic railcars' (operations.synth), so the learning
 loop's benchmark can have these raters label those railcars.
 
 Everything is drawn from the generator it is given: one seed, one simulation.
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from adjudication.calibration import Calibration, Observation
-from labeling.synth import sample_contamination_pct
-from labeling.synth_scrap import GRADES
+from operations.synth import sample_contamination_pct
+from operations.synth_scrap import GRADES
 
 # Share of the panel that reads like the most stable inspectors.
 STABLE_SHARE = 0.5

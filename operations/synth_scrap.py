@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from labeling.synth_pieces import (
+from operations.synth_pieces import (
     CONCRETE,
     FLOOR,
     METAL,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from labeling.synth_scrap import LayerSurface, frame_noise
+from operations.synth_scrap import LayerSurface, frame_noise
 
 DEFECT_KINDS: tuple[str, ...] = ("blur", "under_exposure", "over_exposure", "dust_haze", "empty")
 

@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from labeling.synth import LABELS_FILE, write_unloadings
+from operations.synth import LABELS_FILE, write_unloadings
 
 
 def _share(text: str) -> float:

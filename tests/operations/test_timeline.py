@@ -5,27 +5,28 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import User
-from django.core.management import call_command
-from django.db import connection
-from django.test import Client
-from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from adjudication import decisions, timeline
+from adjudication import decisions
 from adjudication.models import AdjudicationCase, FinalLabel
-from labeling import annotation, pipeline, pool
+from labeling import annotation, pool
 from labeling.models import Assignment, Railcar
-from labeling.synth import write_unloadings
+from operations import timeline
 from scrapannot import audit, policy
 from scrapannot.models import AuditEvent
-from tests.adjudication.factories import rate_railcar, rated_railcar
-from tests.concurrency import run_at_once
+from tests.adjudication.factories import rate_railcar
 from tests.labeling.factories import annotators, pool_railcar
+from tests.operations.timeline_factories import (
+    PROMPTS,
+    client_for,
+    ingested_railcar,
+    seqs_on,
+    square_rle,
+    tamper,
+)
 
 pytestmark = pytest.mark.django_db
-
-PROMPTS = {"points": [[10, 10]], "labels": [1]}
 
 
 @pytest.fixture(autouse=True)
@@ -34,58 +35,11 @@ def _fast_passwords(settings) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
-def _rle(railcar: Railcar) -> dict:
-    """A small square mask in COCO RLE for a frame of `railcar`."""
-    import numpy as np
-
-    from labeling import rle
-
-    frame = railcar.frames.order_by("index").first()
-    pixels = np.zeros((frame.height, frame.width), dtype=bool)
-    pixels[5:20, 5:20] = True
-    return rle.encode(pixels)
-
-
-def _tamper(sql: str, params: list) -> None:
-    """What an attacker with the table owner's rights does: drop the guard, then edit."""
-    with connection.cursor() as cursor:
-        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        cursor.execute("ALTER TABLE scrapannot_auditevent DISABLE TRIGGER USER")
-        cursor.execute(sql, params)
-        cursor.execute("ALTER TABLE scrapannot_auditevent ENABLE TRIGGER USER")
-
-
-def _client(user: User | None) -> Client:
-    client = Client()
-    if user is not None:
-        client.force_login(user)
-    return client
-
-
-def _seqs_on(object_type: str, ids) -> set[int]:
-    return set(
-        AuditEvent.objects.filter(
-            object_type=object_type, object_id__in=[str(i) for i in ids]
-        ).values_list("seq", flat=True)
-    )
-
-
-def _ingested(tmp_path) -> Railcar:
-    """A small synthetic unloading through the real ingest command and quality checks."""
-    (truth,) = write_unloadings(
-        out_dir=tmp_path, railcars=1, seed=7, width=320, height=180, layers=(3, 3),
-        frames_per_layer=2, defect_share=0.0,
-    )  # fmt: skip
-    call_command("ingest", str(tmp_path / truth.folder), stdout=None)
-    railcar = Railcar.objects.get(real_id=truth.railcar)
-    return pipeline.check_railcar(railcar_id=railcar.pk)
-
-
 @pytest.fixture
 def history(tmp_path, senior, django_capture_on_commit_callbacks):
     """Railcar A from ingest to an adjudicated label, with a release, an expired lease, masks
     (one deleted) and exclusions; railcar B rated meanwhile by other raters, interleaved."""
-    a = _ingested(tmp_path)
+    a = ingested_railcar(tmp_path)
     assert a.status == Railcar.Status.IN_POOL and a.raters_needed == 3, a.attention_reason
     b = pool_railcar(raters=3, priority=-1.0)  # handed out once A has no open slot
     r0, r1, r2, quitter, sleeper = annotators(5, prefix="a")
@@ -102,12 +56,12 @@ def history(tmp_path, senior, django_capture_on_commit_callbacks):
     assert pool.expire_leases() == 1
     frame = a.frames.filter(quality="eligible").order_by("index").first()
     gone = annotation.save_mask(
-        uid=first.uid, annotator=r0, frame_uid=frame.uid, rle=_rle(a), prompts=PROMPTS,
+        uid=first.uid, annotator=r0, frame_uid=frame.uid, rle=square_rle(a), prompts=PROMPTS,
         engine="test",
     )  # fmt: skip
     annotation.delete_mask(uid=first.uid, annotator=r0, mask_uid=gone.uid)
     annotation.save_mask(
-        uid=first.uid, annotator=r0, frame_uid=frame.uid, rle=_rle(a), prompts=PROMPTS,
+        uid=first.uid, annotator=r0, frame_uid=frame.uid, rle=square_rle(a), prompts=PROMPTS,
         engine="test",
     )  # fmt: skip
     annotation.exclude_frame(uid=first.uid, annotator=r0, frame_uid=frame.uid, code="blur")
@@ -186,10 +140,10 @@ def test_a_railcar_shows_every_phase_in_order_and_nothing_of_another(history):
 
     # Nothing recorded on B's objects, and not the policy changed after A's label.
     b_seqs = (
-        _seqs_on("labeling.railcar", [b.pk])
-        | _seqs_on("labeling.assignment", b.assignments.values_list("pk", flat=True))
-        | _seqs_on("labeling.rating", b.ratings.values_list("pk", flat=True))
-        | _seqs_on("adjudication.finallabel", b.final_labels.values_list("pk", flat=True))
+        seqs_on("labeling.railcar", [b.pk])
+        | seqs_on("labeling.assignment", b.assignments.values_list("pk", flat=True))
+        | seqs_on("labeling.rating", b.ratings.values_list("pk", flat=True))
+        | seqs_on("adjudication.finallabel", b.final_labels.values_list("pk", flat=True))
     )
     assert len(b_seqs) >= 9 and not b_seqs & set(seqs)
     late = AuditEvent.objects.get(action="policy.changed", object_id=str(history["late_policy"].pk))
@@ -217,7 +171,7 @@ def test_summaries_name_what_happened(history):
 def test_the_page_shows_the_header_phases_and_a_verified_chain(history, admin_user):
     a = history["a"]
 
-    response = _client(admin_user).get(reverse("adjudication:railcar-timeline", args=[a.pk]))
+    response = client_for(admin_user).get(reverse("operations:railcar-timeline", args=[a.pk]))
 
     assert response.status_code == 200
     html = response.content.decode()
@@ -236,14 +190,14 @@ def test_an_edited_event_is_shown_broken_and_the_banner_says_so(history, admin_u
     a = history["a"]
     rating = a.ratings.order_by("id").first()
     event = AuditEvent.objects.get(object_type="labeling.rating", object_id=str(rating.pk))
-    _tamper(
+    tamper(
         "UPDATE scrapannot_auditevent SET payload = jsonb_set(payload, '{grade}', '\"3AH\"') "
         "WHERE seq = %s",
         [event.seq],
     )
 
     entries = timeline.railcar_events(a)
-    response = _client(admin_user).get(reverse("adjudication:railcar-timeline", args=[a.pk]))
+    response = client_for(admin_user).get(reverse("operations:railcar-timeline", args=[a.pk]))
 
     broken = [e for e in entries if not e.verified]
     assert [(e.seq, e.problem) for e in broken] == [
@@ -270,7 +224,7 @@ def test_an_edit_that_rehashes_the_event_breaks_the_link_of_the_next(history):
         actor_id=edited.actor_id, actor_label=edited.actor_label, action=edited.action,
         object_type=edited.object_type, object_id=edited.object_id, payload=payload,
     )  # fmt: skip
-    _tamper(
+    tamper(
         "UPDATE scrapannot_auditevent SET payload = %s::jsonb, hash = %s WHERE seq = %s",
         [audit.canonical_json(payload), forged, edited.seq],
     )
@@ -290,218 +244,15 @@ def test_a_deleted_event_of_another_railcar_breaks_the_banner_and_the_next_link(
     )
     victim = AuditEvent.objects.get(seq=aggregated.seq - 1)
     assert victim.seq not in {e.seq for e in timeline.railcar_events(a)}
-    _tamper("DELETE FROM scrapannot_auditevent WHERE seq = %s", [victim.seq])
+    tamper("DELETE FROM scrapannot_auditevent WHERE seq = %s", [victim.seq])
 
-    response = _client(admin_user).get(reverse("adjudication:railcar-timeline", args=[a.pk]))
+    response = client_for(admin_user).get(reverse("operations:railcar-timeline", args=[a.pk]))
 
     html = response.content.decode()
     assert 'data-chain="broken"' in html and "sequence gap" in html
     broken = [(e.seq, e.problem) for e in timeline.railcar_events(a) if not e.verified]
     assert broken == [(aggregated.seq, f"the event before it (#{victim.seq}) is missing")]
     assert html.count('data-state="broken"') == 1
-
-
-def _busy_railcar(events: int) -> Railcar:
-    """A rated railcar whose first rater toggled a frame `events` times before rating."""
-    railcar = pool_railcar(raters=2)
-    raters = annotators(2, prefix=f"q{events}-")
-    assignment = pool.next_assignment(annotator=raters[0])
-    frame = railcar.frames.order_by("index").first()
-    for _ in range(events // 2):
-        annotation.exclude_frame(
-            uid=assignment.uid, annotator=raters[0], frame_uid=frame.uid, code="blur"
-        )
-        annotation.include_frame(uid=assignment.uid, annotator=raters[0], frame_uid=frame.uid)
-    mask = annotation.save_mask(
-        uid=assignment.uid, annotator=raters[0], frame_uid=frame.uid, rle=_rle(railcar),
-        prompts=PROMPTS, engine="test",
-    )  # fmt: skip
-    annotation.delete_mask(uid=assignment.uid, annotator=raters[0], mask_uid=mask.uid)
-    annotation.submit_rating(
-        uid=assignment.uid, annotator=raters[0], contamination_pct=Decimal("3"), grade="3A",
-        seconds_spent=5,
-    )  # fmt: skip
-    rate_railcar(railcar, raters[1:], ["3"], ["3A"])
-    return railcar
-
-
-# Session, user, roles (3); railcar with consensus, current label (2); frames, assignments, five
-# object kinds, the label's time (8); events, deleted masks' saves, predecessors (3); the last
-# nightly verdict and the chain walked since (2).
-MAX_QUERIES = 18
-
-
-def test_the_page_takes_a_fixed_number_of_queries_whatever_the_events(
-    admin_user, django_assert_max_num_queries
-):
-    client = _client(admin_user)
-    counts = []
-    for events in (2, 60):
-        railcar = _busy_railcar(events)
-        url = reverse("adjudication:railcar-timeline", args=[railcar.pk])
-        with CaptureQueriesContext(connection) as queries:
-            response = client.get(url)
-        assert response.status_code == 200
-        assert len(timeline.railcar_events(railcar)) >= events
-        counts.append(len(queries))
-        with django_assert_max_num_queries(MAX_QUERIES):
-            client.get(url)
-
-    assert counts[0] == counts[1]
-
-
-@pytest.mark.parametrize("who", ["anonymous", "annotator", "senior", "plant", "outsider"])
-def test_nobody_but_admins_reaches_the_railcar_pages(who, request):
-    railcar, _ = rated_railcar(["4", "4", "4"], ["3A", "3A", "3A"])
-    user = None if who == "anonymous" else request.getfixturevalue(who)
-    client = _client(user)
-
-    for url in (
-        reverse("adjudication:railcars"),
-        reverse("adjudication:railcars") + f"?q={railcar.real_id}",
-        reverse("adjudication:railcar-timeline", args=[railcar.pk]),
-        reverse("adjudication:railcar-timeline", args=[railcar.pk + 1000]),
-    ):
-        response = client.get(url)
-        if user is None:
-            assert response.status_code == 302 and "/accounts/login/" in response["Location"]
-        else:
-            assert response.status_code == 403, url
-        assert railcar.real_id.encode() not in response.content
-
-
-def test_a_plant_token_does_not_open_the_pages(plant_client):
-    railcar = pool_railcar()
-    response = plant_client.get(reverse("adjudication:railcar-timeline", args=[railcar.pk]))
-    assert response.status_code == 302
-
-
-def test_the_pages_answer_get_only(admin_user):
-    railcar = pool_railcar()
-    client = _client(admin_user)
-    assert client.post(reverse("adjudication:railcars")).status_code == 405
-    url = reverse("adjudication:railcar-timeline", args=[railcar.pk])
-    assert client.post(url).status_code == 405
-
-
-@pytest.mark.parametrize("railcar_id", [999999, 2**31, 2**63, 10**30])
-def test_an_unknown_railcar_is_404(admin_user, railcar_id):
-    url = reverse("adjudication:railcar-timeline", args=[railcar_id])
-    assert _client(admin_user).get(url).status_code == 404
-
-
-def test_the_list_finds_railcars_by_real_id_uid_status_and_line(admin_user):
-    rated, _ = rated_railcar(["4", "4", "4"], ["3A", "3A", "3A"])
-    waiting = pool_railcar(with_files=False)
-    Railcar.objects.filter(pk=waiting.pk).update(line="L9")
-    client = _client(admin_user)
-    url = reverse("adjudication:railcars")
-
-    def found(**params) -> list[str]:
-        response = client.get(url, params)
-        assert response.status_code == 200
-        return [r.real_id for r in response.context["page"]]
-
-    assert found(q=rated.real_id[-4:]) == [rated.real_id]
-    assert found(q=str(waiting.uid)) == [waiting.real_id]
-    assert found(q=str(waiting.uid).upper()) == [waiting.real_id]
-    assert found(status="rated") == [rated.real_id]
-    assert found(line="L9") == [waiting.real_id]
-    assert sorted(found()) == sorted([rated.real_id, waiting.real_id])
-    html = client.get(url, {"q": rated.real_id}).content.decode()
-    assert reverse("adjudication:railcar-timeline", args=[rated.pk]) in html
-
-
-def test_the_list_pages_by_fifty(admin_user):
-    for _ in range(51):
-        pool_railcar(with_files=False, layers=1, frames_per_layer=1)
-    client = _client(admin_user)
-    url = reverse("adjudication:railcars")
-
-    first = client.get(url, {"line": "L2"})
-    second = client.get(url, {"line": "L2", "page": 2})
-
-    assert len(first.context["page"]) == 50 and len(second.context["page"]) == 1
-    assert "line=L2&amp;page=2" in first.content.decode()
-    for page in ("abc", "-1", "0", "99999999999999999999", "1e3"):
-        assert client.get(url, {"page": page}).status_code == 200
-
-
-@pytest.mark.parametrize(
-    "q",
-    [
-        "' OR 1=1 --",
-        "RC-%",
-        "_",
-        "%",
-        "\\",
-        "'); DROP TABLE labeling_railcar; --",
-        "Ж🚂 ​‮",
-        "<script>alert(1)</script>",
-        "00000000-0000-0000-0000-000000000000",
-    ],
-)
-def test_malicious_search_text_matches_nothing_and_breaks_nothing(admin_user, q):
-    railcar = pool_railcar(with_files=False)
-
-    response = _client(admin_user).get(reverse("adjudication:railcars"), {"q": q})
-
-    assert response.status_code == 200
-    assert list(response.context["page"]) == []
-    assert "<script>alert(1)</script>" not in response.content.decode()
-    assert Railcar.objects.filter(pk=railcar.pk).exists()
-
-
-@pytest.mark.parametrize(
-    "params, field",
-    [
-        ({"q": "x" * 100_000}, "q"),
-        ({"q": "RC\x00-1"}, "q"),
-        ({"status": "labeled' OR '1'='1"}, "status"),
-        ({"line": "L" * 33}, "line"),
-        ({"line": "L2\x00"}, "line"),
-    ],
-)
-def test_bad_search_input_gets_a_clear_error(admin_user, params, field):
-    pool_railcar(with_files=False)
-
-    response = _client(admin_user).get(reverse("adjudication:railcars"), params)
-
-    assert response.status_code == 400
-    assert field in response.context["form"].errors
-    assert 'id="search-errors"' in response.content.decode()
-    assert response.context["page"] is None
-
-
-@pytest.mark.django_db(transaction=True)
-def test_the_timeline_stays_verified_while_events_are_appended(admin_user):
-    """Reads racing writes: the events and their predecessors come from separate queries, so a
-    concurrent append must never make a good event look broken."""
-    railcar = pool_railcar(raters=1)
-    (rater,) = annotators(1, prefix="c")
-    assignment = pool.next_assignment(annotator=rater)
-    frame = railcar.frames.order_by("index").first()
-    url = reverse("adjudication:railcar-timeline", args=[railcar.pk])
-    turn = iter(range(1000))
-
-    def work() -> list[str]:
-        if next(turn) % 2 == 0:
-            for _ in range(10):
-                annotation.exclude_frame(
-                    uid=assignment.uid, annotator=rater, frame_uid=frame.uid, code="blur"
-                )
-                annotation.include_frame(uid=assignment.uid, annotator=rater, frame_uid=frame.uid)
-            return []
-        client = _client(admin_user)
-        return [client.get(url).content.decode() for _ in range(5)]
-
-    pages = [page for result in run_at_once(work, threads=4) for page in result]
-
-    assert len(pages) == 10
-    for html in pages:
-        assert 'data-chain="ok"' in html and 'data-state="broken"' not in html
-    # Every event of this (flushed) database is the railcar's: a lease and the toggles.
-    assert len(timeline.railcar_events(railcar)) == AuditEvent.objects.count() > 20
 
 
 @pytest.fixture
@@ -511,8 +262,8 @@ def staff_admin(db) -> User:
 
 def test_the_django_admin_lists_adjudication_read_only_with_timeline_links(history, staff_admin):
     a = history["a"]
-    client = _client(staff_admin)
-    timeline_url = reverse("adjudication:railcar-timeline", args=[a.pk])
+    client = client_for(staff_admin)
+    timeline_url = reverse("operations:railcar-timeline", args=[a.pk])
 
     for model in ("consensus", "adjudicationcase", "finallabel"):
         response = client.get(reverse(f"admin:adjudication_{model}_changelist"))

@@ -1,15 +1,13 @@
 """`manage.py demo`: a first run on a laptop, from an empty database to a served app.
 
-Migrates, creates the demo accounts (`scrapannot.demo`), synthesizes railcars with `manage.py
-synth`, ingests them with `manage.py ingest` (the code path plant unloadings take), then serves
-the app with Django's development server. Production serves with gunicorn instead (README).
-Every step is idempotent, so running it again just serves what is there.
-
-The labeling commands are called by name: scrapannot is the bottom layer and imports no app
-above it.
+Migrates, creates the demo accounts (`operations.demo`), synthesizes railcars
+(`operations.synth`), ingests their folders as `manage.py ingest` does (the code path plant
+unloadings take), lets simulated raters rate some through the pool
+(`operations.pool_simulation`), then serves the app with Django's development server.
+Production serves with gunicorn instead (README). Every step is idempotent, so running it again
+just serves what is there.
 """
 
-import io
 import logging
 from argparse import ArgumentParser
 from collections.abc import Iterator
@@ -21,11 +19,22 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from labeling.ingest import UnloadingConflict
+from labeling.unloading_folders import (
+    MANIFEST_NAME,
+    UnloadingFolderError,
+    describe,
+    ingest_folder,
+)
+from operations.demo import DEMO_PASSWORD, DemoUser, ensure_demo_users
+from operations.pool_simulation import (
+    TruthFileError,
+    rate_from_pool,
+    read_truth,
+    simulated_raters_exist,
+)
+from operations.synth import LABELS_FILE, write_unloadings
 from scrapannot.audit import verify_chain
-from scrapannot.demo import DEMO_PASSWORD, DemoUser, ensure_demo_users
-
-LABELS_FILE = "labels.jsonl"  # written last by `manage.py synth`: its presence means complete
-MANIFEST_NAME = "unloading.json"
 
 
 def demo_url(addrport: str) -> str:
@@ -99,6 +108,7 @@ class Command(BaseCommand):
         self.stdout.write(self.style.MIGRATE_HEADING(f"{text} ..."))
 
     def synthesize(self, out: Path, options: dict[str, Any]) -> list[Path]:
+        # The labels file is written last: its presence means the folders are complete.
         if (out / LABELS_FILE).is_file():
             folders = unloading_folders(out)
             self.step(f"Reusing {len(folders)} synthetic unloadings in {out} (delete it to redo)")
@@ -107,42 +117,47 @@ class Command(BaseCommand):
             f"Synthesizing {options['railcars']} railcars "
             f"({options['width']}x{options['height']}) into {out}"
         )
-        call_command(
-            "synth",
-            str(out),
-            railcars=options["railcars"],
-            seed=options["seed"],
-            width=options["width"],
-            height=options["height"],
-            stdout=io.StringIO(),
-        )
+        try:
+            write_unloadings(
+                out_dir=out,
+                railcars=options["railcars"],
+                seed=options["seed"],
+                width=options["width"],
+                height=options["height"],
+            )
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
         return unloading_folders(out)
 
     def ingest(self, folders: list[Path]) -> None:
         self.step(f"Ingesting {len(folders)} unloadings")
-        log = io.StringIO()
+        created = failures = 0
         with self.quiet_tasks():
-            call_command("ingest", *[str(f) for f in folders], stdout=log, stderr=self.stderr)
-        lines = log.getvalue().splitlines()
-        if self.verbosity > 1:
-            self.stdout.write("\n".join(lines))
-        again = sum(": already ingested " in line for line in lines)
-        self.stdout.write(f"{len(lines) - again} ingested now, {again} were already there.")
+            for folder in folders:
+                try:
+                    result = ingest_folder(folder=folder)
+                except (UnloadingFolderError, UnloadingConflict) as exc:
+                    failures += 1
+                    self.stderr.write(f"{folder}: {exc}")
+                    continue
+                created += result.created
+                if self.verbosity > 1:
+                    self.stdout.write(describe(folder, result))
+        if failures:
+            raise CommandError(f"{failures} of {len(folders)} unloadings not ingested")
+        self.stdout.write(f"{created} ingested now, {len(folders) - created} were already there.")
 
     def simulate(self, out: Path, railcars: int) -> None:
-        from django.contrib.auth.models import User
-
-        if railcars < 1 or User.objects.filter(username__startswith="sim-rater-").exists():
+        if railcars < 1 or simulated_raters_exist():
             return
         self.step(f"Simulated raters rate {railcars} railcars (the rest is left for you)")
+        try:
+            truth = read_truth(out / LABELS_FILE)
+        except TruthFileError as exc:
+            raise CommandError(str(exc)) from exc
         with self.quiet_tasks():
-            call_command(
-                "simulate_ratings",
-                railcars=railcars,
-                labels=out / LABELS_FILE,
-                i_know_this_is_not_production=True,
-                stdout=self.stdout,
-            )
+            report = rate_from_pool(railcars=railcars, truth=truth)
+        self.stdout.write(report.summary())
 
     @contextmanager
     def quiet_tasks(self) -> Iterator[None]:

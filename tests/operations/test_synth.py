@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from labeling.synth import (
+from operations.synth import (
     GRADES,
     LABELS_FILE,
     SyntheticUnloading,
@@ -21,7 +21,7 @@ from labeling.synth import (
     render_unloading,
     write_unloadings,
 )
-from labeling.synth_scene import DEFECT_KINDS
+from operations.synth_scene import DEFECT_KINDS
 
 W, H = 320, 180
 MANIFEST = "unloading.json"

@@ -1,10 +1,10 @@
 """A railcar's history, read back from the audit trail, each event checked against the chain.
 
 Most events name the railcar only through the object they are recorded on (an assignment, a
-rating, a mask, a case...). So the ids of everything that belongs to the railcar are collected
-first, one query per kind, and its events are then read in one query on (object_type, object_id)
-pairs (indexed), whatever their number. Apps above adjudication (mlloop) add their own objects
-with `register_collector` in their AppConfig.ready(), so this module never imports them.
+rating, a mask, a case, a dataset or model version...). So the ids of everything that belongs to
+the railcar are collected first, one query per kind, and its events are then read in one query on
+(object_type, object_id) pairs (indexed), whatever their number. The learning loop's objects are
+collected by `operations.learning_events`.
 
 Global events that changed how the railcar was judged while it was in flight (a policy of the
 checks, the pool or aggregation; a re-applied aggregation) are shown beside them as context.
@@ -21,6 +21,7 @@ from django.db.models import Q, QuerySet
 
 from adjudication.models import AdjudicationCase, Consensus, FinalLabel
 from labeling.models import Assignment, Mask, Railcar, Rating
+from operations.learning_events import LEARNING_SUMMARIES, learning_objects
 from scrapannot.audit import GENESIS_HASH, digest_of
 from scrapannot.models import AuditEvent
 
@@ -51,9 +52,6 @@ _PHASE_OF_PREFIX = {
     "adjudication": AGGREGATION,
 }
 
-# Objects of a railcar: {object_type (model label_lower): ids}.
-Collector = Callable[[Railcar], Mapping[str, Iterable[Any]]]
-
 
 def _annotation_objects(railcar: Railcar) -> dict[str, Iterable[Any]]:
     return {
@@ -76,15 +74,6 @@ def _adjudication_objects(railcar: Railcar) -> dict[str, Iterable[Any]]:
             "pk", flat=True
         ),
     }
-
-
-_COLLECTORS: list[Collector] = [_annotation_objects, _adjudication_objects]
-
-
-def register_collector(collector: Collector) -> None:
-    """Add the objects another app records events on; called once per app, in ready()."""
-    if collector not in _COLLECTORS:
-        _COLLECTORS.append(collector)
 
 
 @dataclass(frozen=True)
@@ -122,15 +111,16 @@ def railcar_events(railcar: Railcar) -> list[TimelineEntry]:
         "labeling.frame": {str(pk) for pk in frames},
         "labeling.assignment": {str(a[0]) for a in assignments},
     }
-    for collector in _COLLECTORS:
-        for object_type, ids in collector(railcar).items():
+    for collect in (_annotation_objects, _adjudication_objects):
+        for object_type, ids in collect(railcar).items():
             objects.setdefault(object_type, set()).update(str(pk) for pk in ids)
+    learning = learning_objects(railcar)
 
     query = Q()
     for object_type, ids in objects.items():
         if ids:
             query |= Q(object_type=object_type, object_id__in=ids)
-    query |= _context_query(railcar)
+    query |= learning.query() | _context_query(railcar)
     expired = [(leased, done) for _, status, leased, done in assignments if status == "expired"]
     if expired:
         query |= Q(
@@ -138,11 +128,9 @@ def railcar_events(railcar: Railcar) -> list[TimelineEntry]:
             created_at__gte=min(leased for leased, _ in expired),
             created_at__lte=max(done or leased for leased, done in expired) + EXPIRY_WINDOW,
         )
-    events = [
-        e
-        for e in AuditEvent.objects.filter(query).order_by("seq")
-        if _concerns(e, objects) or _is_context(e)
-    ]
+    fetched = list(AuditEvent.objects.filter(query).order_by("seq"))
+    learned = {e.seq for e in learning.pick(fetched)}
+    events = [e for e in fetched if e.seq in learned or _concerns(e, objects) or _is_context(e)]
     events = _with_deleted_masks(events, frames)
     return _verified_entries(events, frames)
 
@@ -312,6 +300,7 @@ _SUMMARIES: dict[str, _Summary] = {
     "aggregation.reapplied": lambda p, f: (
         f"Aggregation re-applied to {p.get('railcars')} railcars under {p.get('policy')}"
     ),
+    **LEARNING_SUMMARIES,
 }
 
 

@@ -29,9 +29,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from labeling import synth_scene as scene
 from labeling.layers import box_iou
-from labeling.synth_scrap import GRADES, inclusion_share, render_layer
+from labeling.unloading_folders import MANIFEST_NAME
+from operations import synth_scene as scene
+from operations.synth_scrap import GRADES, inclusion_share, render_layer
 
 LABELS_FILE = "labels.jsonl"
 MIN_GRAB_IOU = 0.06
@@ -294,7 +295,7 @@ def write_unloading(
         "camera": unloading.camera,
         "frames": frames,
     }
-    (folder / "unloading.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    (folder / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1) + "\n")
     return tuple(files)
 
 
