@@ -24,6 +24,7 @@ from adjudication.estimates import model_estimate
 from adjudication.evidence import case_evidence
 from adjudication.labels import current_label
 from adjudication.models import AdjudicationCase, Consensus, RationaleCode
+from labeling.framefiles import FrameFileMissing, frame_image_response
 from labeling.models import Frame, Grade, Railcar
 from scrapannot.roles import Role, has_role, role_required
 
@@ -252,19 +253,13 @@ def reopen(request: HttpRequest, railcar_id: int) -> HttpResponse:
 @require_GET
 @role_required(*REVIEWERS)
 def frame_image(request: HttpRequest, case_id: int, frame_uid: str) -> HttpResponse:
-    """The stored bytes (metadata stripped at ingest) of a frame of the case's railcar; served
-    like the annotators' images: no Last-Modified or ETag, no name."""
+    """A frame of the case's railcar, served like the annotators' images
+    (`frame_image_response`); a frame without its file is answered like one not in the case."""
     railcar_id = get_object_or_404(AdjudicationCase, pk=case_id).railcar_id
-    frame = Frame.objects.filter(uid=frame_uid, railcar_id=railcar_id).exclude(file="").first()
+    frame = Frame.objects.filter(uid=frame_uid, railcar_id=railcar_id).first()
     if frame is None:
         raise Http404("no such frame in this case")
     try:
-        with frame.file.open("rb") as handle:
-            data = handle.read()
-    except FileNotFoundError as exc:
-        raise Http404("the frame's file is missing") from exc
-    content_type = "image/png" if frame.file.name.endswith(".png") else "image/jpeg"
-    response = HttpResponse(data, content_type=content_type)
-    response["Cache-Control"] = "private, max-age=600"
-    response["Content-Disposition"] = "inline; filename=frame"
-    return response
+        return frame_image_response(frame=frame)
+    except FrameFileMissing as exc:
+        raise Http404("no such frame in this case") from exc

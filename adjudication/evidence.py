@@ -5,11 +5,10 @@ rater letter and frame uid, never by who the rater is (no user, rating, assignme
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import Q
-
 from adjudication.models import AdjudicationCase
 from adjudication.raters import rater_letter
-from labeling.models import FailureCode, Frame, FrameExclusion, Mask, Rating
+from labeling.layers import layers_with_frames
+from labeling.models import FailureCode, FrameExclusion, Mask, Rating
 
 # One colour per rater letter, in order; the overlays and the table swatches share them. Chosen
 # to stay apart from each other and from grey scrap (blue, orange, green, magenta, ...).
@@ -19,24 +18,14 @@ RATER_COLOURS = ["#3b82f6", "#f97316", "#22c55e", "#e11d48", "#a855f7", "#14b8a6
 def case_frames(railcar_id: int, referenced: set[int]) -> list[dict[str, object]]:
     """The railcar's layers with their eligible frames (keyframe first), plus any frame a rater
     marked that has become ineligible since, as `filmstrip.js` wants them."""
-    frames = (
-        Frame.objects.filter(railcar_id=railcar_id, layer__isnull=False)
-        .filter(Q(quality=Frame.Quality.ELIGIBLE) | Q(pk__in=referenced))
-        .select_related("layer")
-        .order_by("layer__index", "index")
-    )
-    layers: dict[int, list[Frame]] = {}
-    for frame in frames:
-        layers.setdefault(frame.layer.index, []).append(frame)
     return [
         {
-            "index": index,
+            "index": layer.index,
             "frames": [
-                {"id": str(f.uid), "width": f.width, "height": f.height}
-                for f in sorted(members, key=lambda f: (f.pk != f.layer.keyframe_id, f.index))
+                {"id": str(f.uid), "width": f.width, "height": f.height} for f in layer.frames
             ],
         }
-        for index, members in sorted(layers.items())
+        for layer in layers_with_frames(railcar_id=railcar_id, also=referenced)
     ]
 
 

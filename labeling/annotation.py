@@ -4,7 +4,6 @@ Every function takes the assignment's opaque uid and the annotator, and checks t
 holds it (`pool.holder_assignment`): the same check guards the page, the API and the images.
 """
 
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -15,6 +14,7 @@ from django.utils import timezone
 
 from labeling import masks
 from labeling import rle as rle_codec
+from labeling.layers import LayerFrames, layers_with_frames
 from labeling.masks import MaskResult
 from labeling.models import Assignment, Frame, FrameExclusion, Mask, Railcar, Rating
 from labeling.pool import LeaseLost, NotYourAssignment, holder_assignment
@@ -26,12 +26,6 @@ Status = Assignment.Status
 
 class FrameNotInAssignment(Exception):
     """The frame is not an eligible frame of the assigned railcar (or does not exist)."""
-
-
-@dataclass(frozen=True)
-class WorkspaceLayer:
-    index: int
-    frames: list[Frame]  # eligible frames, the keyframe first
 
 
 def active_assignment(
@@ -53,22 +47,9 @@ def assignment_frame(*, assignment: Assignment, frame_uid: object) -> Frame:
     return frame
 
 
-def workspace_layers(*, assignment: Assignment) -> list[WorkspaceLayer]:
-    frames = Frame.objects.filter(
-        railcar_id=assignment.railcar_id, quality=Frame.Quality.ELIGIBLE, layer__isnull=False
-    ).select_related("layer")
-    by_layer: dict[int, list[Frame]] = {}
-    keyframes: dict[int, int | None] = {}
-    for frame in frames.order_by("layer__index", "index"):
-        by_layer.setdefault(frame.layer.index, []).append(frame)
-        keyframes[frame.layer.index] = frame.layer.keyframe_id
-    return [
-        WorkspaceLayer(
-            index=index,
-            frames=sorted(layer_frames, key=lambda f: (f.pk != keyframes[index], f.index)),
-        )
-        for index, layer_frames in sorted(by_layer.items())
-    ]
+def workspace_layers(*, assignment: Assignment) -> list[LayerFrames]:
+    """The assigned railcar's layers with their eligible frames, the keyframe first."""
+    return layers_with_frames(railcar_id=assignment.railcar_id)
 
 
 def exclude_frame(

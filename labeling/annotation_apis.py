@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from labeling import annotation, pool
+from labeling.framefiles import FrameFileMissing, frame_image_response
 from labeling.models import Assignment, FailureCode, Grade
 from scrapannot.api import HasRole
 from scrapannot.roles import Role
@@ -24,7 +25,11 @@ class AnnotatorApi(APIView):
     permission_classes = [HasRole]
 
     def handle_exception(self, exc: Exception) -> Response:
-        if isinstance(exc, pool.NotYourAssignment | annotation.FrameNotInAssignment):
+        # A frame whose file is gone (for its image or a mask proposal) is answered like one
+        # that does not exist.
+        if isinstance(
+            exc, pool.NotYourAssignment | annotation.FrameNotInAssignment | FrameFileMissing
+        ):
             exc = NotFound()
         if isinstance(exc, pool.LeaseLost):
             return Response(GONE, status=status.HTTP_409_CONFLICT)
@@ -237,10 +242,4 @@ class FrameImageApi(AnnotatorApi):
     def get(self, request: Request, uid: str, frame_uid: str) -> HttpResponse:
         assignment = annotation.active_assignment(uid=uid, annotator=request.user)
         frame = annotation.assignment_frame(assignment=assignment, frame_uid=frame_uid)
-        with frame.file.open("rb") as handle:
-            data = handle.read()
-        content_type = "image/png" if frame.file.name.endswith(".png") else "image/jpeg"
-        response = HttpResponse(data, content_type=content_type)
-        response["Cache-Control"] = "private, max-age=600"
-        response["Content-Disposition"] = "inline; filename=frame"
-        return response
+        return frame_image_response(frame=frame)

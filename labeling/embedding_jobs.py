@@ -3,6 +3,7 @@
 import logging
 
 from labeling import sam
+from labeling.framefiles import FrameFileMissing
 from labeling.models import Frame, Layer
 
 logger = logging.getLogger(__name__)
@@ -20,7 +21,7 @@ def embed_railcar_keyframes(*, railcar_id: int) -> int:
     for frame in frames:
         try:
             computed += sam.ensure_embedding(frame=frame)
-        except ValueError:
+        except (ValueError, FrameFileMissing):
             # A frame that cannot be embedded (its stored file is gone or unreadable) is
             # skipped: the mask tool computes the embedding on first use, or falls back.
             logger.exception("cannot embed frame %s", frame.pk)

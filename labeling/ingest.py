@@ -12,12 +12,11 @@ from typing import Any, Protocol
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 
+from labeling.framefiles import store_frame
 from labeling.imagefiles import FrameBytesVerdict, check_frame_bytes
-from labeling.layers import box_iou, keyframe_position, runs_above
+from labeling.layers import box_iou, runs_above
 from labeling.models import Frame, Layer, Railcar
 from labeling.signals import unloading_ingested
 from scrapannot import audit
@@ -62,27 +61,6 @@ def manifest_fingerprint(manifest: Mapping[str, Any]) -> str:
     ]
     content = {k: manifest[k] for k in ("railcar", "line", "camera")} | {"frames": frames}
     return hashlib.sha256(canonical_json(content).encode()).hexdigest()
-
-
-def frame_storage_name(verdict: FrameBytesVerdict) -> str:
-    """Content-addressed: nothing about the railcar, date or camera is in a stored name."""
-    digest = verdict.content_sha256
-    if verdict.rejection:
-        return f"quarantine/{digest[:2]}/{digest}"
-    return f"frames/{digest[:2]}/{digest[2:4]}/{digest}.{verdict.extension}"
-
-
-def _store(verdict: FrameBytesVerdict) -> str:
-    if not verdict.data:
-        return ""
-    name = frame_storage_name(verdict)
-    if default_storage.exists(name):
-        return name  # same content, same name: stored once
-    saved = default_storage.save(name, ContentFile(verdict.data))
-    if saved != name:
-        # A concurrent ingest stored the same content first; keep the canonical name.
-        default_storage.delete(saved)
-    return name
 
 
 def _check_source(entry: Mapping[str, Any], source: FrameSource | None) -> FrameBytesVerdict:
@@ -149,7 +127,7 @@ def ingest_unloading(
     entries = manifest["frames"]
     # The slow part (hashing, decoding, writing files) happens before the transaction opens.
     verdicts = [_check_source(entry, sources.get(entry["file"])) for entry in entries]
-    names = [_store(verdict) for verdict in verdicts]
+    names = [store_frame(verdict=verdict) for verdict in verdicts]
     try:
         with transaction.atomic():
             railcar = _create_rows(manifest, fingerprint, entries, verdicts, names)
@@ -218,6 +196,8 @@ def _create_rows(
         for e in entries
     ]
     runs = _layer_runs(entries, ious)
+    # No keyframe yet: it is an eligible frame, and eligibility is settled by the quality checks
+    # (`pipeline.conclude_checks` picks it).
     layers = Layer.objects.bulk_create(
         Layer(
             railcar=railcar,
@@ -227,7 +207,7 @@ def _create_rows(
         for n, run in enumerate(runs, start=1)
     )
     layer_of = {p: layer for layer, run in zip(layers, runs, strict=True) for p in run}
-    frames = Frame.objects.bulk_create(
+    Frame.objects.bulk_create(
         Frame(
             railcar=railcar,
             layer=layer_of.get(i),
@@ -250,9 +230,4 @@ def _create_rows(
         )
         for i, (entry, verdict, name) in enumerate(zip(entries, verdicts, names, strict=True))
     )
-    eligible = [not v.rejection for v in verdicts]
-    for layer, run in zip(layers, runs, strict=True):
-        key = keyframe_position(run, ious=ious, eligible=eligible)
-        layer.keyframe = frames[key] if key is not None else None
-    Layer.objects.bulk_update(layers, ["keyframe"])
     return railcar

@@ -1,10 +1,18 @@
-"""Split an unloading into layers (magnet grabs) and pick each layer's keyframe.
+"""Split an unloading into layers (magnet grabs), pick each layer's keyframe, and list a
+railcar's layers as the viewers show them.
 
 Seed 000, section 6.2: "temporal layers are delineated by thresholding the IoU between magnet and
 railcar masks over time, with keyframes selected near the IoU peak". We have boxes, not masks.
+Ingest splits the layers; the keyframe is picked once the quality checks have settled which
+frames are eligible (`pick_keyframes`, from `pipeline.conclude_checks`, again after a re-judge).
 """
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+from django.db.models import Q
+
+from labeling.models import Frame, Layer, Railcar
 
 Box = Sequence[float]
 
@@ -56,3 +64,54 @@ def keyframe_position(
     if not candidates:
         return None
     return min(candidates, key=lambda p: (abs(p - peak), -(ious[p] or 0.0), p))
+
+
+def pick_keyframes(*, railcar: Railcar) -> int:
+    """Set each layer's keyframe to its eligible frame nearest the IoU peak (none for a layer
+    without an eligible frame); return how many layers have one."""
+    frames = list(railcar.frames.order_by("index"))
+    ious = [f.iou for f in frames]
+    eligible = [f.quality == Frame.Quality.ELIGIBLE for f in frames]
+    members: dict[int, list[int]] = {}
+    for position, frame in enumerate(frames):
+        if frame.layer_id is not None:
+            members.setdefault(frame.layer_id, []).append(position)
+    layers = list(railcar.layers.all())
+    for layer in layers:
+        key = keyframe_position(members.get(layer.pk, []), ious=ious, eligible=eligible)
+        layer.keyframe_id = frames[key].pk if key is not None else None
+    Layer.objects.bulk_update(layers, ["keyframe"])
+    return sum(1 for layer in layers if layer.keyframe_id is not None)
+
+
+@dataclass(frozen=True)
+class LayerFrames:
+    index: int
+    frames: list[Frame]  # in time order, but the keyframe first
+
+
+def layers_with_frames(*, railcar_id: int, also: Collection[int] = ()) -> list[LayerFrames]:
+    """The railcar's layers that have frames to show, in order, each with its eligible frames,
+    the keyframe first: what the annotator's workspace and the senior's case page show.
+
+    `also`: ids of frames to show even though they are no longer eligible (a rater marked them
+    before a re-judge). Frames outside any layer are never shown.
+    """
+    shown = Q(quality=Frame.Quality.ELIGIBLE)
+    if also:
+        shown |= Q(pk__in=list(also))
+    frames = (
+        Frame.objects.filter(shown, railcar_id=railcar_id, layer__isnull=False)
+        .select_related("layer")
+        .order_by("layer__index", "index")
+    )
+    by_layer: dict[int, list[Frame]] = {}
+    for frame in frames:
+        by_layer.setdefault(frame.layer.index, []).append(frame)
+    return [
+        LayerFrames(
+            index=index,
+            frames=sorted(members, key=lambda f: (f.pk != f.layer.keyframe_id, f.index)),
+        )
+        for index, members in sorted(by_layer.items())
+    ]

@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 
 from labeling import rle as rle_codec
+from labeling.framefiles import read_frame
 from labeling.models import Frame
 from labeling.sam_settings import sam_enabled
 
@@ -272,10 +273,9 @@ POINT_REACH = 0.08
 
 
 def _decode_bgr(frame: Frame) -> np.ndarray:
-    with frame.file.open("rb") as f:
-        data = f.read()
     image = cv2.imdecode(
-        np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
+        np.frombuffer(read_frame(frame=frame), np.uint8),
+        cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION,
     )
     if image is None:
         raise ValueError(f"frame {frame.pk} cannot be decoded")

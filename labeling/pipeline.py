@@ -11,8 +11,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from labeling import quality
-from labeling.layers import keyframe_position
-from labeling.models import Frame, FrameCheck, Layer, Railcar
+from labeling.framefiles import FrameFileMissing, read_frame
+from labeling.layers import pick_keyframes
+from labeling.models import Frame, FrameCheck, Railcar
 from labeling.policies import MIN_ELIGIBLE_LAYERS, RATERS_PER_RAILCAR, quality_thresholds
 from labeling.quality import CheckResult, QualityThresholds
 from labeling.signals import railcar_entered_pool
@@ -28,10 +29,10 @@ def measure_frame(*, frame: Frame, thresholds: QualityThresholds) -> list[CheckR
         detail = f"{frame.get_rejection_display()}: {frame.rejection_detail}"
         return [CheckResult("decode", None, None, False, detail[:255])]
     try:
-        with frame.file.open("rb") as handle:
-            data = handle.read()
-    except FileNotFoundError:
-        return [CheckResult("decode", None, None, False, "file missing from storage")]
+        data = read_frame(frame=frame)
+    except FrameFileMissing as exc:
+        # The frame fails its decode check with the reason: it never reaches an annotator.
+        return [CheckResult("decode", None, None, False, str(exc))]
     return quality.check_frame_bytes(data, railcar_box=frame.railcar_box, thresholds=thresholds)
 
 
@@ -67,24 +68,6 @@ def check_railcar(*, railcar_id: int) -> Railcar | None:
     return conclude_checks(railcar_id=railcar_id, thresholds=thresholds)
 
 
-def refresh_keyframes(*, railcar: Railcar) -> int:
-    """Re-pick each layer's keyframe among its eligible frames; return the layers that have one."""
-    frames = list(railcar.frames.order_by("index"))
-    ious = [f.iou for f in frames]
-    eligible = [f.quality == Frame.Quality.ELIGIBLE for f in frames]
-    position = {f.pk: i for i, f in enumerate(frames)}
-    members: dict[int, list[int]] = {}
-    for frame in frames:
-        if frame.layer_id is not None:
-            members.setdefault(frame.layer_id, []).append(position[frame.pk])
-    layers = list(railcar.layers.all())
-    for layer in layers:
-        key = keyframe_position(members.get(layer.pk, []), ious=ious, eligible=eligible)
-        layer.keyframe_id = frames[key].pk if key is not None else None
-    Layer.objects.bulk_update(layers, ["keyframe"])
-    return sum(1 for layer in layers if layer.keyframe_id is not None)
-
-
 def _failure_counts(railcar: Railcar) -> dict[str, int]:
     failed = FrameCheck.objects.filter(frame__railcar=railcar, passed=False)
     return dict(Counter(failed.values_list("name", flat=True)))
@@ -99,7 +82,8 @@ def conclude_checks(
         railcar = Railcar.objects.select_for_update().get(pk=railcar_id)
         if action == "quality.checked" and railcar.status != Status.CHECKING:
             return railcar
-        eligible_layers = refresh_keyframes(railcar=railcar)
+        # The one moment the keyframes are picked: eligibility was just settled (or re-judged).
+        eligible_layers = pick_keyframes(railcar=railcar)
         needed = int(policy_value(MIN_ELIGIBLE_LAYERS))
         layers = railcar.layers.count()
         failures = _failure_counts(railcar)

@@ -42,6 +42,7 @@ from segment_anything.modeling import (
     TwoWayTransformer,
 )
 
+from labeling.framefiles import read_frame
 from labeling.models import Frame
 from labeling.sam_settings import sam_enabled as sam_enabled  # re-exported
 
@@ -353,7 +354,7 @@ def load_embedding(*, content_sha256: str) -> FrameEmbedding | None:
 def _frame_rgb(frame: Frame) -> np.ndarray:
     if not frame.file or frame.rejection:
         raise ValueError(f"frame {frame.pk} has no decodable image")
-    with frame.file.open("rb") as f, Image.open(f) as image:
+    with Image.open(io.BytesIO(read_frame(frame=frame))) as image:
         return np.asarray(image.convert("RGB"))
 
 

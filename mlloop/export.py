@@ -28,12 +28,12 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
-from django.core.files.storage import default_storage
 from django.db import transaction
 
 from adjudication.models import FinalLabel
 from adjudication.raters import rater_letter
 from labeling import rle
+from labeling.framefiles import open_frame
 from labeling.models import Frame, FrameExclusion, Layer, Mask
 from mlloop.models import DatasetItem, DatasetVersion
 from scrapannot import audit
@@ -88,7 +88,7 @@ def _dumps(value: Any) -> bytes:
 def _copy_frame(frame: Frame, out: IO[bytes]) -> None:
     digest = hashlib.sha256()
     try:
-        with default_storage.open(frame.file.name, "rb") as src:
+        with open_frame(frame=frame) as src:
             while chunk := src.read(CHUNK):
                 digest.update(chunk)
                 out.write(chunk)

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from django.core.files.storage import default_storage
 from PIL import Image, UnidentifiedImageError
 
+from labeling.framefiles import read_frame
 from labeling.models import Frame, Layer
 from mlloop.config import ModelConfig, feature_key
 from mlloop.model import build_backbone
@@ -127,14 +127,9 @@ def extractor(config: ModelConfig) -> FeatureExtractor:
 
 
 def load_image(frame: Frame) -> Image.Image:
-    """Decode a stored frame; OSError/ValueError (with a reason) when it cannot be read."""
-    if not frame.file:
-        raise OSError("no stored file")
-    try:
-        with default_storage.open(frame.file.name, "rb") as handle:
-            data = handle.read()
-    except FileNotFoundError as exc:
-        raise OSError("file missing from storage") from exc
+    """Decode a stored frame; OSError (FrameFileMissing when its file is gone) or ValueError,
+    with a reason, when it cannot be read."""
+    data = read_frame(frame=frame)
     try:
         image = Image.open(io.BytesIO(data))
         image.load()

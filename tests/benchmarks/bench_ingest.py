@@ -222,7 +222,7 @@ class Pieces:
 
 
 def measure_pieces(unloadings: list[Unloading], *, label: str) -> Pieces:
-    """Call the pieces `check_frame_bytes` and `_store` are made of, one at a time."""
+    """Call the pieces `check_frame_bytes` and `store_frame` are made of, one at a time."""
     limits = settings.SCRAPANNOT
     pieces = Pieces()
     clock = time.perf_counter

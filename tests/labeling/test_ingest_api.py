@@ -14,7 +14,7 @@ from labeling.models import Frame, Layer, Railcar
 from scrapannot.models import AuditEvent
 from tests.concurrency import run_at_once
 from tests.conftest import jpeg_bytes
-from tests.labeling.unloadings import boxed_unloading, named_layers_unloading
+from tests.labeling.unloadings import boxed_unloading, named_layers_unloading, run_checks
 
 pytestmark = pytest.mark.django_db
 
@@ -51,6 +51,8 @@ def test_it_ingests_an_unloading_with_named_layers(plant_client, plant, settings
     assert railcar.layer_source == "manifest"
     layers = list(railcar.layers.order_by("index"))
     assert [layer.frames.count() for layer in layers] == [3, 3]
+    run_checks()
+    layers = list(railcar.layers.order_by("index"))
     # Without boxes, the keyframe is the middle of the layer.
     assert [layer.keyframe.index for layer in layers] == [1, 4]
     event = AuditEvent.objects.get(action="unloading.ingested")
@@ -114,6 +116,8 @@ def test_it_splits_layers_at_the_iou_threshold_and_picks_the_keyframe_at_the_pea
         [2, 3, 4, 5, 6],
         [9, 10, 11],
     ]
+    run_checks()
+    layers = list(railcar.layers.order_by("index"))
     assert [layer.keyframe.index for layer in layers] == [3, 10]
     assert layers[0].peak_iou == pytest.approx(0.4)
     # Frames between grabs are kept, in no layer.
@@ -127,6 +131,7 @@ def test_a_corrupt_peak_frame_hands_the_keyframe_to_the_nearest_decodable_one(pl
     unloading.files["f003.jpg"] = unloading.files["f003.jpg"][:200]  # truncated, checksum off
 
     response = unloading.post(plant_client)
+    run_checks()
 
     assert response.status_code == 201
     layer = Layer.objects.get()
@@ -294,6 +299,7 @@ def test_a_bad_frame_is_kept_as_ineligible_with_its_reason(kind, plant_client, s
     # Kept for forensics, out of the served tree, under its hash.
     assert frame.file.name.startswith("quarantine/")
     assert frame.file.read() == bad
+    run_checks()
     assert Layer.objects.get(index=1).keyframe_id != frame.pk
 
 

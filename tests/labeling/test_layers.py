@@ -1,6 +1,17 @@
 import pytest
 
-from labeling.layers import box_iou, keyframe_position, runs_above
+from labeling.layers import (
+    box_iou,
+    keyframe_position,
+    layers_with_frames,
+    pick_keyframes,
+    runs_above,
+)
+from labeling.models import Frame, Layer
+from tests.labeling.factories import pool_railcar
+from tests.labeling.unloadings import boxed_unloading, run_checks
+
+INELIGIBLE = Frame.Quality.INELIGIBLE
 
 
 def test_iou_of_identical_boxes_is_one_and_of_disjoint_boxes_zero():
@@ -50,3 +61,43 @@ def test_a_layer_without_eligible_frames_has_no_keyframe():
 def test_without_ious_the_middle_frame_stands_in_for_the_peak():
     ious = [None] * 5
     assert keyframe_position([0, 1, 2, 3, 4], ious=ious, eligible=[True] * 5) == 2
+
+
+@pytest.mark.django_db
+def test_the_keyframe_is_picked_once_the_checks_have_settled_which_frames_are_eligible(
+    plant_client,
+):
+    assert boxed_unloading([0, 0.5, 0.8, 1.0, 0.7, 0]).post(plant_client).status_code == 201
+    assert Layer.objects.get().keyframe is None  # at ingest, no frame is eligible yet
+
+    run_checks()
+
+    assert Layer.objects.get().keyframe.index == 3  # the IoU peak
+
+
+@pytest.mark.django_db
+def test_a_layer_gets_a_keyframe_only_when_it_has_an_eligible_frame():
+    railcar = pool_railcar(layers=2, frames_per_layer=3)
+    Frame.objects.filter(railcar=railcar, layer__index=2).update(quality=INELIGIBLE)
+
+    assert pick_keyframes(railcar=railcar) == 1
+    # Without IoU values the middle of the layer stands in for the peak.
+    assert dict(railcar.layers.values_list("index", "keyframe__index")) == {1: 1, 2: None}
+
+
+@pytest.mark.django_db
+def test_the_viewers_get_each_layers_eligible_frames_with_the_keyframe_first():
+    railcar = pool_railcar(layers=3, frames_per_layer=3)
+    frame = {f.index: f for f in railcar.frames.all()}
+    Layer.objects.filter(railcar=railcar, index=1).update(keyframe=frame[2])
+    Frame.objects.filter(pk=frame[1].pk).update(layer=None)  # between grabs: never shown
+    Frame.objects.filter(pk=frame[4].pk).update(quality=INELIGIBLE)
+    Frame.objects.filter(railcar=railcar, layer__index=3).update(quality=INELIGIBLE)
+
+    def shown(**kwargs: object) -> list[tuple[int, list[int]]]:
+        layers = layers_with_frames(railcar_id=railcar.pk, **kwargs)
+        return [(layer.index, [f.index for f in layer.frames]) for layer in layers]
+
+    assert shown() == [(1, [2, 0]), (2, [3, 5])]
+    # A frame a rater marked before it became ineligible stays in view (the case page).
+    assert shown(also={frame[7].pk, frame[1].pk}) == [(1, [2, 0]), (2, [3, 5]), (3, [7])]

@@ -77,3 +77,17 @@ def boxed_unloading(ious_shape: list[float], *, railcar: str = "RC-7") -> Unload
         )
     manifest = {"railcar": railcar, "line": "L1", "camera": "L1-TOP", "frames": frames}
     return Unloading(manifest=manifest, files=files)
+
+
+def run_checks(*, blur_check: bool = False) -> None:
+    """Run the quality checks on every ingested railcar: they settle which frames are eligible
+    and pick each layer's keyframe. These frames are smooth noise that the blur check fails, so
+    it is off unless asked for."""
+    from labeling import pipeline
+    from labeling.models import Railcar
+    from scrapannot.policy import set_policy
+
+    if not blur_check:
+        set_policy(key="quality.min_sharpness", value=0.0, actor=None)
+    for railcar_id in Railcar.objects.values_list("pk", flat=True):
+        pipeline.check_railcar(railcar_id=railcar_id)

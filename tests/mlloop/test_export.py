@@ -139,6 +139,15 @@ def test_an_export_stops_on_a_frame_whose_bytes_changed_and_leaves_nothing(versi
         assert not dest.exists()
 
 
+def test_an_export_stops_on_a_frame_whose_file_is_gone_and_leaves_nothing(version, tmp_path):
+    frame = Frame.objects.filter(quality=Frame.Quality.ELIGIBLE).order_by("id").last()
+    default_storage.delete(frame.file.name)
+    for dest in (tmp_path / "out", tmp_path / "out.zip"):
+        with pytest.raises(ExportError, match=f"frame {frame.uid}: file unreadable"):
+            export_version(version, dest)
+        assert not dest.exists()
+
+
 def test_concurrent_exports_are_byte_identical(version):
     def export() -> bytes:
         buffer = io.BytesIO()
