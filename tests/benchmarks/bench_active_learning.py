@@ -1,28 +1,30 @@
 """Active learning on synthetic railcars: after the same labeling budget, is a model trained on
 railcars picked by its uncertainty better than one trained on railcars picked at random?
 
-Data. Railcars from the generator (operations/synth.py), rendered in memory at a low resolution,
-one keyframe per layer (the frame at the magnet's IoU peak, as the product picks it). The truth
-is the generator's. Labels come from simulated raters (operations/simulation.py: a panel with
-individual offsets, scales and noise, as seed 000 describes): three ratings per railcar, combined
-by the product's aggregation rule (adjudication.aggregation.compute with the default policies:
-mean contamination, majority grade). A railcar with no grade majority would go to a senior
-inspector; the benchmark takes the senior's decision to be the true grade.
+Data. Railcars from the generator (operations/synth.py), rendered in memory at camera-like width
+(640x360 by default), one keyframe per layer (the frame at the magnet's IoU peak, as the product
+picks it). The truth is the generator's. Labels come from simulated raters
+(operations/simulation.py: a panel with individual offsets, scales and noise, as seed 000
+describes): three ratings per railcar, combined by the product's aggregation rule
+(adjudication.aggregation.compute with the default policies). A railcar with no grade majority
+would go to a senior inspector; the benchmark takes the senior's decision to be the true grade.
 
 Model. The product's own code, database-free: features from `mlloop.features.FeatureExtractor`
-(a timm backbone; pretrained weights cannot be downloaded here, so the backbone is randomly
-initialised and frozen, seeded like the product does), heads trained by `mlloop.training.fit`,
-uncertainty from MC dropout (`mlloop.scoring.predict_many`) combined by `scoring.uncertainty`
-with the default adjudication threshold, exactly as the product ranks the pool.
+(the default backbone, ImageNet EfficientNet-Lite0 from its package, frozen; or `--backbone X
+--weights none` for a random init), heads trained by `mlloop.training.fit` (a bootstrap ensemble),
+uncertainty from `mlloop.scoring.predict_many` and `mlloop.selection`, batches ordered by
+`selection.diverse_order`, exactly as the product ranks the pool.
 
 Protocol, per seed: a fixed test split (scored against the truth) and a fixed validation split
 (rater labels, for model selection) are drawn once; the rest is the unlabeled pool. Both
-strategies start from the same random seed set and add the same number of railcars per round;
-after the last round each trains once more and is evaluated on the test split: MAE, R2 and grade
-macro F1, beside the predict-the-mean baseline (the mean of its own training labels).
+strategies start from the same random seed set and add `--per-round` railcars per round; after
+every round each is trained and evaluated on the test split: MAE, R2 and grade macro F1, beside
+the predict-the-mean baseline (the mean of its own training labels). The mean curves give the
+label count at which uncertainty reaches random's MAE at 100 labels (linear interpolation), and
+the Spearman correlation of the uncertainty with the absolute error on the test split.
 
-Throughput on CPU is printed too: feature extraction (frames/s), head training (railcars/s, over
-all epochs) and MC-dropout scoring (railcars/s). `bin/bench active_learning [--seeds 3 ...]`.
+Throughput on CPU is printed too: feature extraction (frames/s), head training (railcar-epochs/s)
+and scoring (railcars/s). `bin/bench active_learning [--seeds 10 ...]`.
 """
 
 import argparse
@@ -40,12 +42,14 @@ setup_django()
 
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
+from scipy.stats import spearmanr  # noqa: E402
 
 from adjudication import aggregation  # noqa: E402
 from adjudication.policies import METHOD, STD_KIND, STD_THRESHOLD, AggregationPolicy  # noqa: E402
 from mlloop import scoring  # noqa: E402
-from mlloop.config import ModelConfig  # noqa: E402
+from mlloop.config import ModelConfig, weights_digest  # noqa: E402
 from mlloop.features import FeatureExtractor  # noqa: E402
+from mlloop.selection import diverse_order  # noqa: E402
 from mlloop.training import Bag, evaluate, fit  # noqa: E402
 from operations import synth  # noqa: E402
 from operations.simulation import RaterPanel  # noqa: E402
@@ -150,14 +154,28 @@ def train(bags: list[Bag], val: list[Bag], config: ModelConfig, timing: Timing):
     return trained
 
 
-def pick_uncertain(trained, bags: list[np.ndarray], k: int, timing: Timing) -> list[int]:
+def uncertainties(trained, bags: list[np.ndarray], timing: Timing):
     threshold = float(registered()[STD_THRESHOLD].default)
     start = time.perf_counter()
-    predictions = scoring.predict_many(trained, bags, trained.config.mc_samples)
+    predictions = scoring.predict_many(trained, bags)
+    u = np.asarray([scoring.railcar_uncertainty(p, std_threshold=threshold) for p in predictions])
     timing.score_seconds += time.perf_counter() - start
     timing.scored += len(bags)
-    u = [scoring.uncertainty(p, std_threshold=threshold, n_grades=len(GRADES)) for p in predictions]
-    return [int(i) for i in np.argsort(u)[::-1][:k]]
+    return predictions, u
+
+
+def pick_uncertain(trained, bags: list[np.ndarray], k: int, timing: Timing) -> list[int]:
+    predictions, u = uncertainties(trained, bags, timing)
+    order, _ = diverse_order(u, np.stack([p.embedding for p in predictions]))
+    return [int(i) for i in order[:k]]
+
+
+def error_rank_correlation(trained, test: list[Bag], timing: Timing) -> float:
+    predictions, u = uncertainties(trained, [b.features for b in test], timing)
+    error = [
+        abs(p.contamination_pct - b.contamination) for p, b in zip(predictions, test, strict=True)
+    ]
+    return float(spearmanr(u, error).statistic)
 
 
 def test_metrics(trained, test: list[Bag], train_labels: list[Bag]) -> dict[str, float]:
@@ -198,63 +216,78 @@ def run_seed(
     config = ModelConfig(**{**config.as_dict(), "seed": seed, "grades": tuple(GRADES)})
     seed_set = list(rng.choice(pool_ids, size=args.seed_set, replace=False))
     results = {}
-    start_model = train([labeled(i) for i in seed_set], val, config, timing)
-    results["seed set only"] = test_metrics(start_model, test, [labeled(i) for i in seed_set])
     for strategy in ("uncertainty", "random"):
         chosen = list(seed_set)
         pick_rng = np.random.default_rng([seed, 1])
-        for _round in range(args.rounds):
+        curve = []
+        for round_ in range(args.rounds + 1):
+            train_bags = [labeled(i) for i in chosen]
+            model = train(train_bags, val, config, timing)
+            curve.append(test_metrics(model, test, train_bags))
+            if round_ == args.rounds:
+                if strategy == "uncertainty":
+                    results["spearman"] = error_rank_correlation(model, test, timing)
+                break
             rest = [i for i in pool_ids if i not in set(chosen)]
             if strategy == "random":
                 chosen += list(pick_rng.choice(rest, size=args.per_round, replace=False))
-                continue
-            model = train([labeled(i) for i in chosen], val, config, timing)
-            picks = pick_uncertain(model, [features[i] for i in rest], args.per_round, timing)
-            chosen += [rest[p] for p in picks]
-        final = [labeled(i) for i in chosen]
-        results[strategy] = test_metrics(train(final, val, config, timing), test, final)
-    everything = [labeled(i) for i in pool_ids]
-    results["whole pool labeled"] = test_metrics(
-        train(everything, val, config, timing), test, everything
-    )
+            else:
+                picks = pick_uncertain(model, [features[i] for i in rest], args.per_round, timing)
+                chosen += [rest[p] for p in picks]
+        results[strategy] = curve
     return results
 
 
-def print_results(seed: int | str, results: dict[str, dict[str, float]]) -> None:
-    print(f"\nseed {seed}")
-    header = (
-        f"{'':<20} {'labeled':>7} {'MAE':>7} {'R2':>7} {'F1':>6} {'mean-MAE':>9} {'MAE/mean':>8}"
-    )
+def labels_to_reach(curve_n: list[float], curve_mae: list[float], target: float) -> float | None:
+    """The label count at which a mean MAE curve first reaches `target` (linear interpolation
+    between rounds), None if it never does."""
+    if curve_mae[0] <= target:
+        return curve_n[0]
+    points = list(zip(curve_n, curve_mae, strict=True))
+    for (n0, m0), (n1, m1) in zip(points, points[1:], strict=False):
+        if m1 <= target:
+            return n0 + (n1 - n0) * (m0 - target) / (m0 - m1)
+    return None
+
+
+def print_curve(title: str, curves: dict[str, list[dict[str, float]]]) -> None:
+    print(f"\n{title}")
+    header = f"{'labeled':>7} | {'strategy':<11} {'MAE':>7} {'R2':>7} {'F1':>6} {'MAE/mean':>8}"
     print(header)
     print("-" * len(header))
-    for name, m in results.items():
-        print(
-            f"{name:<20} {m['n']:>7.0f} {m['mae']:7.3f} {m['r2']:7.3f} {m['f1']:6.3f} "
-            f"{m['mean_mae']:9.3f} {m['mae'] / m['mean_mae']:8.2f}"
-        )
+    for i in range(len(curves["random"])):
+        for name in ("uncertainty", "random"):
+            m = curves[name][i]
+            print(
+                f"{m['n']:7.0f} | {name:<11} {m['mae']:7.3f} {m['r2']:7.3f} {m['f1']:6.3f} "
+                f"{m['mae'] / m['mean_mae']:8.2f}"
+            )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--test", type=int, default=100, help="test railcars (truth labels)")
     parser.add_argument("--val", type=int, default=40, help="validation railcars (rater labels)")
     parser.add_argument("--pool", type=int, default=180, help="unlabeled pool railcars")
     parser.add_argument("--seed-set", type=int, default=20, help="random railcars to start from")
-    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--per-round", type=int, default=20, help="railcars labeled per round")
-    parser.add_argument("--backbone", default="resnet18")
-    parser.add_argument("--image-size", type=int, default=128)
+    parser.add_argument("--backbone", default=ModelConfig.backbone)
+    parser.add_argument(
+        "--weights", default=ModelConfig.pretrained_weights, help="auto, none, a file"
+    )
+    parser.add_argument("--image-size", type=int, default=160, help="height of the railcar crop")
     parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--mc-samples", type=int, default=20)
-    parser.add_argument("--width", type=int, default=192, help="rendered frame width (16:9)")
+    parser.add_argument("--ensemble", type=int, default=ModelConfig.ensemble)
+    parser.add_argument("--width", type=int, default=640, help="rendered frame width (16:9)")
     parser.add_argument("--layers", type=int, nargs=2, default=(2, 4))
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     total = args.test + args.val + args.pool
     print(f"Active learning on {total} synthetic railcars; {describe_machine()}")
     print(
-        f"torch {torch.__version__}; backbone {args.backbone} (random init, frozen) at "
+        f"torch {torch.__version__}; backbone {args.backbone} (weights: {args.weights}, frozen) at "
         f"{args.image_size} px, {torch.get_num_threads()} threads; heads on 1 thread; "
         f"frames {args.width}x{args.width * 9 // 16}"
     )
@@ -268,10 +301,14 @@ def main() -> None:
 
     config = ModelConfig(
         backbone=args.backbone,
+        pretrained_weights=args.weights,
         image_size=args.image_size,
         epochs=args.epochs,
-        mc_samples=args.mc_samples,
+        ensemble=args.ensemble,
         feature_batch=64,
+    )
+    print(
+        f"features: stages {config.stages} of {config.backbone}, weights {weights_digest(config)}"
     )
     features, frames_per_s = extract(railcars, config)
     # The heads are small: one thread trains and scores them fastest (measured: about 3x the
@@ -293,24 +330,44 @@ def main() -> None:
     per_seed = []
     for seed in range(args.seeds):
         results = run_seed(seed, features, railcars, labels, args, config, timing)
-        print_results(seed, results)
+        print_curve(
+            f"seed {seed} (Spearman of uncertainty vs |error|: {results['spearman']:.2f})", results
+        )
         per_seed.append(results)
     mean = {
-        name: {k: statistics.fmean(r[name][k] for r in per_seed) for k in per_seed[0][name]}
-        for name in per_seed[0]
+        name: [
+            {k: statistics.fmean(r[name][i][k] for r in per_seed) for k in per_seed[0][name][i]}
+            for i in range(args.rounds + 1)
+        ]
+        for name in ("uncertainty", "random")
     }
-    print_results(f"mean over {args.seeds}", mean)
-    gain = {k: mean["uncertainty"][k] - mean["random"][k] for k in ("mae", "r2", "f1")}
+    print_curve(f"mean over {args.seeds} seeds", mean)
+    n = [m["n"] for m in mean["random"]]
+    at_100 = {name: next((m for m in mean[name] if m["n"] == 100), None) for name in mean}
+    if at_100["random"] is not None:
+        needed = labels_to_reach(
+            n, [m["mae"] for m in mean["uncertainty"]], at_100["random"]["mae"]
+        )
+        print(
+            f"\nrandom's MAE at 100 labels: {at_100['random']['mae']:.3f} pp; uncertainty reaches "
+            f"it with {'never' if needed is None else f'{needed:.0f}'} labels (mean curves)"
+        )
+    unc, rnd = mean["uncertainty"][-1], mean["random"][-1]
     print(
-        f"\nuncertainty minus random (mean): MAE {gain['mae']:+.3f} pp, R2 {gain['r2']:+.3f}, "
-        f"F1 {gain['f1']:+.3f}; MAE wins by seed: "
-        f"{sum(r['uncertainty']['mae'] < r['random']['mae'] for r in per_seed)}/{args.seeds}"
+        f"after {rnd['n']:.0f} labels: uncertainty MAE {unc['mae']:.3f} "
+        f"({unc['mae'] / unc['mean_mae']:.2f}x the mean), R2 {unc['r2']:.3f}; "
+        f"random MAE {rnd['mae']:.3f} ({rnd['mae'] / rnd['mean_mae']:.2f}x), R2 {rnd['r2']:.3f}"
+    )
+    rho = [r["spearman"] for r in per_seed]
+    print(
+        f"Spearman of the uncertainty with |error| on the test split: mean "
+        f"{statistics.fmean(rho):.2f} (min {min(rho):.2f}, max {max(rho):.2f})"
     )
     print(
-        f"\nthroughput on CPU: features {frames_per_s:.0f} frames/s; head training "
-        f"{timing.train_railcar_epochs / timing.train_seconds:.0f} railcars/s (railcar-epochs); "
-        f"MC-dropout scoring ({args.mc_samples} passes) "
-        f"{timing.scored / timing.score_seconds:.0f} railcars/s"
+        f"\nthroughput on CPU: features {frames_per_s:.1f} frames/s; head training "
+        f"{timing.train_railcar_epochs / timing.train_seconds:.0f} railcar-epochs/s "
+        f"({args.ensemble} heads each); "
+        f"scoring {timing.scored / timing.score_seconds:.0f} railcars/s"
     )
     print(f"total {time.perf_counter() - start:.0f} s")
 
