@@ -95,7 +95,10 @@ def test_verify_catches_a_deleted_event():
 def test_verify_catches_a_deleted_event_even_when_the_sequence_is_renumbered():
     _append(5)
     _tamper("DELETE FROM scrapannot_auditevent WHERE seq = 3", [])
-    _tamper("UPDATE scrapannot_auditevent SET seq = seq - 1 WHERE seq > 3", [])
+    # In two steps: one "seq = seq - 1" trips the unique constraint row by row whenever the
+    # table happens to store seq 5 before seq 4.
+    _tamper("UPDATE scrapannot_auditevent SET seq = seq + 1000000 WHERE seq > 3", [])
+    _tamper("UPDATE scrapannot_auditevent SET seq = seq - 1000001 WHERE seq > 1000000", [])
 
     report = audit.verify_chain()
 
