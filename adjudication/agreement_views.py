@@ -8,7 +8,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from adjudication.agreement import MIN_RAILCARS, AgreementReport, agreement_report, rated_lines
+from adjudication.agreement_report import AgreementReport, agreement_report, rated_lines
+from adjudication.agreement_statistics import MIN_RAILCARS
 from scrapannot import charts
 from scrapannot.roles import Role, role_required
 

@@ -1,4 +1,5 @@
-"""Shared test fixtures: named users per role, isolated media storage, frame bytes.
+"""Shared test fixtures and helpers: named users per role, a page client for a user, the fast
+password hasher, isolated media storage, frame bytes.
 
 The suite runs against the real PostgreSQL and Redis that `bin/test` points it at.
 """
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 from django.contrib.auth.models import Group, User
 from django.db import connection
+from django.test import Client
 from PIL import Image
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -32,7 +34,7 @@ def on_postgresql(db) -> None:
     )
 
 
-def _user(username: str, *roles: Role) -> User:
+def user_with_roles(username: str, *roles: Role) -> User:
     user = User.objects.create_user(username=username, password=f"{username}-pass-1")
     for role in roles:
         # get_or_create: a transactional test's flush also empties the groups the migration made.
@@ -40,29 +42,44 @@ def _user(username: str, *roles: Role) -> User:
     return user
 
 
+def client_for(user: User | None, **kwargs: object) -> Client:
+    """A page client logged in as `user`; anonymous for None."""
+    client = Client(**kwargs)
+    if user is not None:
+        client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def fast_password_hashing(settings) -> None:
+    """The default PBKDF2 costs about 0.4 s a hash, on purpose: tests that make many users or log
+    in with a password ask for this one instead."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def annotator(db) -> User:
-    return _user("ann", Role.ANNOTATOR)
+    return user_with_roles("ann", Role.ANNOTATOR)
 
 
 @pytest.fixture
 def senior(db) -> User:
-    return _user("senior", Role.SENIOR_INSPECTOR)
+    return user_with_roles("senior", Role.SENIOR_INSPECTOR)
 
 
 @pytest.fixture
 def admin_user(db) -> User:
-    return _user("boss", Role.ADMIN)
+    return user_with_roles("boss", Role.ADMIN)
 
 
 @pytest.fixture
 def outsider(db) -> User:
-    return _user("outsider")
+    return user_with_roles("outsider")
 
 
 @pytest.fixture
 def plant(db) -> User:
-    return _user("plant-l2", Role.PLANT_SYSTEM)
+    return user_with_roles("plant-l2", Role.PLANT_SYSTEM)
 
 
 @pytest.fixture

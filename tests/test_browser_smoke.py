@@ -12,12 +12,7 @@ from operations.demo import DEMO_PASSWORD, ensure_demo_users
 from tests.labeling.unloadings import named_layers_unloading
 
 pytest_plugins = ["tests.browser_fixtures"]
-
-
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings) -> None:
-    # The default PBKDF2 costs about 0.4 s a hash; these tests hash a dozen times each.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+pytestmark = pytest.mark.usefixtures("fast_password_hashing")
 
 
 # --- each role in a browser ------------------------------------------------------------------

@@ -13,24 +13,14 @@ from playwright.sync_api import Page, expect
 
 from adjudication.models import AdjudicationCase, FinalLabel
 from labeling.models import Railcar
-from tests.adjudication.test_case_views import (
-    MASK_BOXES,
-    disputed_railcar,
-    open_case_of,
-    senior_named,
-)
+from tests.adjudication.disputes import MASK_BOXES, disputed_railcar, open_case_of, senior_named
 
 pytest_plugins = ["tests.browser_fixtures"]
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("fast_password_hashing")]
 
 # RATER_COLOURS of adjudication.case_views for A, B, C, as RGB.
 BLUE, ORANGE = (59, 130, 246), (249, 115, 22)
 EDGE_ALPHA = 0.85  # a mask's edge is drawn opaque, at the overlay's alpha
-
-
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings) -> None:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture(autouse=True)

@@ -7,11 +7,11 @@ In one run, each round measures:
 - the baseline: NumPy means and sample STDs of the 2000x3 array, vectorised (one call each);
 - (a) `adjudication.aggregation.compute` railcar by railcar (the product's rule, pure), and its
   parts: `np.mean` + `np.std` on each railcar's 3 values, and the grade vote;
-- (b) the agreement statistics (`adjudication.agreement.summarize`: alpha, kappa, confusion
+- (b) the agreement statistics (`adjudication.agreement_report.summarize`: alpha, kappa, confusion
   matrices, per-rater figures, weekly buckets) on the same data in memory, with alpha and kappa
   over all railcars timed alone;
 - (c) the database path: the same railcars, ratings, final labels and cases written to the bench
-  database in bulk once (line AGREE-BENCH), then `agreement.load` and `agreement_report`.
+  database in bulk once (line AGREE-BENCH), then `agreement_report.load` and `agreement_report`.
 
 Figures are medians over rounds, per railcar, with ratios to the baseline. Run with
 `bin/bench aggregation` (`--rounds N`, `--railcars N`).
@@ -37,7 +37,7 @@ setup_django()
 from django.contrib.auth.models import Group, User
 from django.db import transaction
 
-from adjudication import agreement
+from adjudication import agreement_report, agreement_statistics
 from adjudication.aggregation import RatingInput, compute, majority, one_decimal
 from adjudication.models import AdjudicationCase, FinalLabel
 from adjudication.policies import AggregationPolicy
@@ -89,23 +89,23 @@ def rating_inputs(world: World) -> list[list[RatingInput]]:
     ]
 
 
-def agreement_data(world: World, inputs: list[list[RatingInput]]) -> agreement.AgreementData:
+def agreement_data(world: World, inputs: list[list[RatingInput]]) -> agreement_report.AgreementData:
     """What `agreement.load` would return for this world, with labels from `compute`."""
     ratings, finals, adjudicated = [], {}, set()
     for i, railcar in enumerate(inputs):
         for j, r in enumerate(railcar):
             ratings.append(
-                agreement.RatingRow(i, f"rater-{r.annotator_id:02d}", r.contamination_pct,
+                agreement_report.RatingRow(i, f"rater-{r.annotator_id:02d}", r.contamination_pct,
                                     r.grade, int(world.seconds[i, j]), world.submitted[i])
             )  # fmt: skip
         result = compute(railcar, POLICY)
         if result.final:
-            finals[i] = agreement.FinalRow(
+            finals[i] = agreement_report.FinalRow(
                 float(one_decimal(result.value_pct)), result.majority_grade
             )
         else:
             adjudicated.add(i)
-    return agreement.AgreementData(ratings, finals, adjudicated, calibrations={})
+    return agreement_report.AgreementData(ratings, finals, adjudicated, calibrations={})
 
 
 # --- the database ------------------------------------------------------------------------------
@@ -207,11 +207,13 @@ def reference_alpha(values: list[list[float]], rounds: int) -> None:
     """The `krippendorff` package on fewer railcars: its units x values x values array takes
     about 2 GB at 2,000 railcars."""
     data = np.array(values).T
-    closed = agreement.interval_alpha(values)
+    closed = agreement_statistics.interval_alpha(values)
     package = krippendorff.alpha(reliability_data=data, level_of_measurement="interval")
     results = measure(
         {
-            "closed form (agreement.interval_alpha)": lambda: agreement.interval_alpha(values),
+            "closed form (agreement.interval_alpha)": lambda: agreement_statistics.interval_alpha(
+                values
+            ),
             "krippendorff.alpha": lambda: krippendorff.alpha(
                 reliability_data=data, level_of_measurement="interval"
             ),
@@ -239,7 +241,7 @@ def main() -> None:
     inputs = rating_inputs(world)
     data = agreement_data(world, inputs)
     per_railcar_values = [list(map(float, row)) for row in world.values]
-    categories = agreement.categories_of(GRADES)
+    categories = agreement_statistics.categories_of(GRADES)
 
     baseline_name = f"baseline: NumPy mean + STD, {args.railcars}x3 at once"
 
@@ -254,17 +256,19 @@ def main() -> None:
             (np.mean(v), np.std(v, ddof=1)) for v in per_railcar_values
         ],
         "(a) part: grade vote per railcar": lambda: [majority(g) for g in world.grades],
-        "(b) agreement.summarize (all statistics)": lambda: agreement.summarize(data),
-        "(b) part: alpha over all railcars": lambda: agreement.interval_alpha(per_railcar_values),
-        "(b) part: kappa over all railcars": lambda: agreement.fleiss_kappa(
+        "(b) agreement.summarize (all statistics)": lambda: agreement_report.summarize(data),
+        "(b) part: alpha over all railcars": lambda: agreement_statistics.interval_alpha(
+            per_railcar_values
+        ),
+        "(b) part: kappa over all railcars": lambda: agreement_statistics.fleiss_kappa(
             world.grades, categories
         ),
     }
     if not args.no_db:
         ensure_rows(world, inputs)
-        steps["(c) agreement.load (4 queries)"] = lambda: agreement.load(line=LINE)
-        steps["(c) agreement_report (load + statistics)"] = lambda: agreement.agreement_report(
-            line=LINE
+        steps["(c) agreement.load (4 queries)"] = lambda: agreement_report.load(line=LINE)
+        steps["(c) agreement_report (load + statistics)"] = lambda: (
+            agreement_report.agreement_report(line=LINE)
         )
 
     print(
@@ -276,7 +280,7 @@ def main() -> None:
     print_table("per railcar", list(results.values()), baseline=baseline, unit="railcar")
 
     reference_alpha(per_railcar_values[:REFERENCE_RAILCARS], args.rounds)
-    report = agreement.summarize(data)
+    report = agreement_report.summarize(data)
     print(
         f"\nstatistics: alpha {report.alpha:.3f}, kappa {report.kappa.value:.3f} over "
         f"{report.kappa.railcars} railcars, {len(report.buckets)} {report.period}s, "

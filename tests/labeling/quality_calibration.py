@@ -282,13 +282,8 @@ def evaluate(samples: Iterator[Sample], thresholds: QualityThresholds) -> list[O
         results = check_frame_bytes(
             sample.data, railcar_box=sample.railcar_box, thresholds=thresholds
         )
-        outcomes.append(
-            Outcome(
-                sample,
-                frozenset(r.check for r in results if not r.passed),
-                {r.check: r.value for r in results},
-            )
-        )
+        failed = frozenset(r.check for r in results if not r.passed)
+        outcomes.append(Outcome(sample, failed, {r.check: r.value for r in results}))
     return outcomes
 
 

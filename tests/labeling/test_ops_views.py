@@ -1,5 +1,4 @@
 import pytest
-from django.test import Client
 from django.urls import reverse
 from PIL import Image
 
@@ -7,6 +6,7 @@ from labeling import pipeline
 from labeling.models import Frame, Railcar
 from scrapannot import charts
 from scrapannot.models import AuditEvent
+from tests.conftest import client_for
 from tests.labeling.test_pipeline import synth_railcar
 
 pytestmark = pytest.mark.django_db
@@ -16,13 +16,6 @@ pytestmark = pytest.mark.django_db
 def checked(tmp_path) -> Railcar:
     railcar = synth_railcar(tmp_path, defect_share=0.5)
     return pipeline.check_railcar(railcar_id=railcar.pk)
-
-
-def client_for(user) -> Client:
-    client = Client()
-    if user is not None:
-        client.force_login(user)
-    return client
 
 
 def admin_urls(railcar: Railcar) -> list[str]:

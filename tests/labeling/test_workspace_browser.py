@@ -17,15 +17,10 @@ from scrapannot.models import AuditEvent
 from tests.labeling.factories import annotators, pool_railcar
 
 pytest_plugins = ["tests.browser_fixtures"]
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("fast_password_hashing")]
 
 PASSWORD = "x-pass-1"  # what tests.labeling.factories.annotators gives everyone
 WORKSPACE_URL = re.compile(r"/annotate/[0-9a-f-]{36}/$")
-
-
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings) -> None:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture(autouse=True)

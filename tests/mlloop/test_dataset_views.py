@@ -5,24 +5,17 @@ import io
 import zipfile
 
 import pytest
-from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
 from mlloop.datasets import freeze_version
 from mlloop.models import DatasetVersion
 from scrapannot.models import AuditEvent
+from tests.conftest import client_for
 from tests.mlloop.dataset_factories import labeled_railcar, relabel
 
 pytestmark = pytest.mark.django_db
 INTRUDERS = ["annotator", "senior", "plant", "outsider"]
-
-
-def client_for(user: User | None) -> Client:
-    client = Client()
-    if user is not None:
-        client.force_login(user)
-    return client
 
 
 @pytest.fixture

@@ -1,81 +1,28 @@
 """The model registry's admin pages: the list with its charts, one version's page and progress,
-promotion and rollback by hand. (The schedules page: tests/operations/test_schedules.py.)"""
+promotion and rollback by hand. (Starting a run: test_model_run_views.py; the schedules page:
+tests/operations/test_schedules.py.)"""
 
 import hashlib
 import re
 
 import numpy as np
 import pytest
-from django.contrib.auth.models import Group, User
 from django.core.files.base import ContentFile
 from django.test import Client
 from django.urls import reverse
-from django.utils import timezone
 from playwright.sync_api import expect
 
-from mlloop.datasets import freeze_version
-from mlloop.models import DatasetVersion, ModelVersion, SplitAssignment
-from mlloop.training import metrics as compute_metrics
+from mlloop.models import ModelVersion
 from scrapannot.audit import verify_chain
 from scrapannot.models import AuditEvent
 from scrapannot.roles import Role
-from tests.adjudication.factories import rated_railcar
+from tests.conftest import client_for, user_with_roles
+from tests.mlloop.version_factories import dataset, model_version, run_metrics
 
 pytest_plugins = ["tests.browser_fixtures"]
 pytestmark = pytest.mark.django_db
 
-GRADES = ["3A", "3A1", "3AH", "cast iron"]
 INTRUDERS = ["annotator", "senior", "plant", "outsider"]
-
-
-def client_for(user: User | None) -> Client:
-    client = Client()
-    if user is not None:
-        client.force_login(user)
-    return client
-
-
-def dataset(number: int = 1) -> DatasetVersion:
-    return DatasetVersion.objects.create(
-        number=number,
-        created_at=timezone.now(),
-        content_hash=hashlib.sha256(str(number).encode()).hexdigest(),
-        railcar_count=40,
-    )
-
-
-def run_metrics(seed: int) -> dict:
-    """Metrics as training computes them, over a made-up test split (40 railcars)."""
-    rng = np.random.default_rng(seed)
-    truth = rng.gamma(1.6, 1.7, 40)
-    grades = rng.integers(0, 4, 40)
-    guessed = np.where(rng.random(40) < 0.6, grades, rng.integers(0, 4, 40))
-    return compute_metrics(
-        truth, truth + rng.normal(0, 0.5 + seed * 0.1, 40), grades, guessed, GRADES
-    )
-
-
-def model_version(
-    number: int, *, status: str = ModelVersion.Status.SUCCEEDED, data: DatasetVersion | None = None
-) -> ModelVersion:
-    done = status == ModelVersion.Status.SUCCEEDED
-    version = ModelVersion.objects.create(
-        number=number,
-        dataset_version=data or DatasetVersion.objects.first() or dataset(),
-        status=status,
-        settings={"backbone": "test_convnext", "epochs": 3, "lam": 0.5},
-        metrics={"val": run_metrics(number), "test": run_metrics(100 + number)} if done else {},
-        created_at=timezone.now(),
-        finished_at=timezone.now() if done else None,
-        progress=1.0 if done else 0.0,
-        log="".join(f"line {i}\n" for i in range(3)),
-    )
-    if done:  # promotion needs a stored artifact
-        blob = f"weights of v{number}".encode()
-        version.artifact.save(f"v{number}.pt", ContentFile(blob), save=False)
-        version.artifact_sha256 = hashlib.sha256(blob).hexdigest()
-        version.save()
-    return version
 
 
 # --- who may ---------------------------------------------------------------------------------
@@ -191,107 +138,6 @@ def test_a_metric_that_is_undefined_breaks_the_line_instead_of_drawing_zero(admi
     assert len(test_line_points) == 1  # val only: test has no two neighbouring values
 
 
-# --- starting a run --------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "posted", [{}, {"dataset_version": "7"}, {"dataset_version": "1; DROP TABLE"}, {"x": "1"}]
-)
-def test_a_run_on_no_or_an_unknown_dataset_version_is_refused(admin_user, posted):
-    dataset(1)
-
-    response = client_for(admin_user).post(reverse("mlloop:models"), posted)
-
-    assert response.status_code == 400
-    assert b"Choose a dataset version" in response.content
-    assert not ModelVersion.objects.exists()
-
-
-@pytest.fixture
-def tiny_model(settings) -> None:
-    """timm's smallest convnet at 32 px for two epochs: a whole run in seconds on a CPU."""
-    settings.MLLOOP = settings.MLLOOP | {"BACKBONE": "test_convnext", "IMAGE_SIZE": 32, "EPOCHS": 2}
-
-
-def frozen_dataset(admin: User, capture, railcars: int = 9) -> DatasetVersion:
-    """Railcars rated in agreement through the real pool, their splits pinned (train, val, test
-    in turn, so that no split is empty), frozen into a dataset version."""
-    splits = ["train", "val", "test"]
-    for i in range(railcars):
-        value = 1.0 + i
-        with capture(execute=True):  # aggregation runs once the last rating commits
-            railcar, _ = rated_railcar(
-                [value, value + 0.1, value + 0.2], [GRADES[i % 4]] * 3, prefix=f"r{i}-"
-            )
-        SplitAssignment.objects.create(
-            railcar=railcar, split=splits[i % 3], assigned_at=timezone.now()
-        )
-    return freeze_version(actor=admin)
-
-
-def test_an_admin_queues_a_run_that_the_worker_trains_registers_and_promotes(
-    admin_user, tiny_model, django_capture_on_commit_callbacks
-):
-    data = frozen_dataset(admin_user, django_capture_on_commit_callbacks)
-    client = client_for(admin_user)
-
-    with django_capture_on_commit_callbacks(execute=False) as queued:
-        response = client.post(reverse("mlloop:models"), {"dataset_version": data.number})
-
-    version = ModelVersion.objects.get()
-    assert response.status_code == 302 and response["Location"].endswith(f"/{version.number}/")
-    assert version.status == ModelVersion.Status.QUEUED and len(queued) == 1
-    assert version.settings["backbone"] == "test_convnext" and version.settings["epochs"] == 2
-    assert AuditEvent.objects.filter(action="model.queued", actor=admin_user).count() == 1
-    page = client.get(reverse("mlloop:model", args=[version.number])).content.decode()
-    assert 'id="run-progress"' in page and "mlloop/model.js" in page
-
-    # The task runs inline (CELERY_TASK_ALWAYS_EAGER), as a worker would run it.
-    with django_capture_on_commit_callbacks(execute=True):
-        queued[0]()
-
-    version.refresh_from_db()
-    assert version.status == ModelVersion.Status.SUCCEEDED, version.log
-    assert version.is_production  # the first successful run, by the promotion rule
-    page = client.get(reverse("mlloop:model", args=[version.number])).content.decode()
-    assert 'id="run-progress"' not in page and 'id="confusion"' in page
-    assert f"{version.metrics['test']['mae']:.4f}" in page
-    download = client.get(reverse("mlloop:model", args=[version.number]), {"download": "artifact"})
-    blob = b"".join(download.streaming_content)
-    assert hashlib.sha256(blob).hexdigest() == version.artifact_sha256
-    assert version.artifact_sha256 in page
-    listing = client.get(reverse("mlloop:models")).content.decode()
-    assert listing.count("<svg") == 3
-
-
-def test_a_run_on_a_dataset_without_training_railcars_fails_with_its_reason_shown(
-    admin_user, tiny_model, django_capture_on_commit_callbacks
-):
-    data = dataset(1)  # no items at all
-    client = client_for(admin_user)
-
-    with django_capture_on_commit_callbacks(execute=True):
-        client.post(reverse("mlloop:models"), {"dataset_version": data.number})
-
-    version = ModelVersion.objects.get()
-    assert version.status == ModelVersion.Status.FAILED
-    page = client.get(reverse("mlloop:model", args=[version.number])).content.decode()
-    assert "no usable railcars in its train split" in page
-    assert not ModelVersion.objects.filter(is_production=True).exists()
-
-
-def test_a_run_with_unusable_configured_settings_is_refused_before_queueing(admin_user, settings):
-    settings.MLLOOP = settings.MLLOOP | {"BACKBONE": "no_such_net"}
-    data = dataset(1)
-
-    response = client_for(admin_user).post(
-        reverse("mlloop:models"), {"dataset_version": data.number}
-    )
-
-    assert response.status_code == 400 and b"no_such_net" in response.content
-    assert not ModelVersion.objects.exists()
-
-
 # --- one version -----------------------------------------------------------------------------
 
 
@@ -351,8 +197,7 @@ def test_progress_reports_a_running_version_and_its_last_log_lines(admin_user):
 
 @pytest.mark.browser
 def test_the_progress_bar_follows_a_running_version_and_the_page_shows_the_result(page, log_in):
-    admin = User.objects.create_user(username="boss", password="boss-pass-1")
-    admin.groups.add(Group.objects.get_or_create(name=Role.ADMIN.value)[0])
+    user_with_roles("boss", Role.ADMIN)
     version = model_version(1, status=ModelVersion.Status.RUNNING)
     ModelVersion.objects.filter(pk=version.pk).update(progress=0.1, stage="features")
     errors: list[str] = []

@@ -14,13 +14,9 @@ from operations.demo import DEMO_ACCOUNTS, DEMO_PASSWORD, ensure_demo_users
 from scrapannot.models import AuditEvent
 from scrapannot.roles import Role, user_roles
 
+pytestmark = pytest.mark.usefixtures("fast_password_hashing")
+
 DEMO_USERNAMES = [a.username for a in DEMO_ACCOUNTS]
-
-
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings) -> None:
-    # The default PBKDF2 costs about 0.4 s a hash; these tests hash a dozen times each.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 def demo_user_count() -> int:

@@ -5,16 +5,10 @@ from django.urls import reverse
 
 from labeling.models import Railcar
 from tests.adjudication.factories import rated_railcar
+from tests.conftest import client_for
 from tests.labeling.factories import pool_railcar
-from tests.operations.timeline_factories import client_for
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings) -> None:
-    # These tests make a dozen users each; the real hasher's 0.4 s apiece is not under test.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hashing")]
 
 
 def test_the_list_finds_railcars_by_real_id_uid_status_and_line(admin_user):

@@ -4,26 +4,18 @@
 import re
 
 import pytest
-from django.contrib.auth.models import User
 from django.db import connection
-from django.test import Client
 from django.urls import reverse
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
 from scrapannot.audit import verify_chain
 from scrapannot.models import AuditEvent
 from tests.concurrency import run_at_once
+from tests.conftest import client_for
 
 pytestmark = pytest.mark.django_db
 
 INTRUDERS = ["annotator", "senior", "plant", "outsider"]
-
-
-def client_for(user: User | None) -> Client:
-    client = Client()
-    if user is not None:
-        client.force_login(user)
-    return client
 
 
 def periodic(name: str = "retrain nightly", task: str = "mlloop.retrain") -> PeriodicTask:

@@ -16,23 +16,17 @@ from operations import timeline
 from scrapannot import audit, policy
 from scrapannot.models import AuditEvent
 from tests.adjudication.factories import rate_railcar
+from tests.conftest import client_for
 from tests.labeling.factories import annotators, pool_railcar
 from tests.operations.timeline_factories import (
     PROMPTS,
-    client_for,
     ingested_railcar,
     seqs_on,
     square_rle,
     tamper,
 )
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings) -> None:
-    # These tests make a dozen users each; the real hasher's 0.4 s apiece is not under test.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hashing")]
 
 
 @pytest.fixture

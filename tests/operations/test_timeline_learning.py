@@ -11,9 +11,9 @@ from mlloop.datasets import freeze_version
 from mlloop.models import ModelVersion, SplitAssignment
 from operations import timeline
 from scrapannot.models import AuditEvent
+from tests.conftest import client_for
 from tests.mlloop.dataset_factories import label
 from tests.mlloop.model_factories import grade_for, scrap_railcar, spread, train_run
-from tests.operations.timeline_factories import client_for
 
 pytestmark = pytest.mark.django_db
 

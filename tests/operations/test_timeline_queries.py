@@ -10,16 +10,11 @@ from labeling import annotation, pool
 from operations import timeline
 from scrapannot.models import AuditEvent
 from tests.concurrency import run_at_once
+from tests.conftest import client_for
 from tests.labeling.factories import annotators, pool_railcar
-from tests.operations.timeline_factories import busy_railcar, client_for
+from tests.operations.timeline_factories import busy_railcar
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings) -> None:
-    # These tests make a dozen users each; the real hasher's 0.4 s apiece is not under test.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hashing")]
 
 
 # Session, user, roles (3); railcar with consensus, current label (2); frames, assignments, five

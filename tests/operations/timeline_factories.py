@@ -2,10 +2,8 @@
 
 from decimal import Decimal
 
-from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.db import connection
-from django.test import Client
 
 from labeling import annotation, pipeline, pool
 from labeling.models import Railcar
@@ -36,13 +34,6 @@ def tamper(sql: str, params: list) -> None:
         cursor.execute("ALTER TABLE scrapannot_auditevent DISABLE TRIGGER USER")
         cursor.execute(sql, params)
         cursor.execute("ALTER TABLE scrapannot_auditevent ENABLE TRIGGER USER")
-
-
-def client_for(user: User | None) -> Client:
-    client = Client()
-    if user is not None:
-        client.force_login(user)
-    return client
 
 
 def seqs_on(object_type: str, ids) -> set[int]:
