@@ -53,6 +53,13 @@ class Railcar(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
+        constraints = [
+            # What makes an unloading the same: ingest inserts under it (insert-or-conflict).
+            models.UniqueConstraint(
+                fields=["real_id", "line", "unloading_started_at"],
+                name="railcar_unloading_unique",
+            )
+        ]
         indexes = [
             models.Index(fields=["status", "created_at"]),
             models.Index(
