@@ -15,6 +15,7 @@ from typing import Any
 from celery import shared_task
 
 from mlloop.models import DatasetVersion, ModelVersion
+from scrapannot.enqueue import enqueue
 
 # The domain modules (runs, scoring, registry) are imported inside the tasks: they load torch,
 # and this module is imported by every process at start (the pool-entry signal below), where a
@@ -72,4 +73,4 @@ def retrain() -> dict[str, Any]:
 def enqueue_scoring(sender: Any = None, *, railcar_id: int, **kwargs: Any) -> None:
     """Score a railcar that just entered the pool, if there is a model to score it with."""
     if ModelVersion.objects.filter(is_production=True).exists():
-        score_railcars.delay(railcar_ids=[railcar_id])
+        enqueue(score_railcars, railcar_ids=[railcar_id])

@@ -109,6 +109,9 @@ DATABASES = {
     "default": dj_database_url.config(
         default=f"sqlite:///{VAR_DIR / 'scrapannot.sqlite3'}",
         conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
+        # A persistent connection that PostgreSQL dropped (a restart) is replaced before a
+        # request uses it, instead of failing that request.
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -225,6 +228,10 @@ SCRAPANNOT = {
     # Layer segmentation (seed 000, 6.2): IoU(magnet, railcar) threshold and tolerated dip.
     "LAYER_IOU_THRESHOLD": env_float("SCRAPANNOT_LAYER_IOU_THRESHOLD", 0.05),
     "LAYER_MAX_GAP": env_int("SCRAPANNOT_LAYER_MAX_GAP", 1),
+    # A railcar waiting this long in `ingested`, `checking` or `rated` has lost its task (a broker
+    # restart, a dead worker, an enqueue refused after commit): the reconciler enqueues it again.
+    # Longer than the quality check's time limit (600 s), so a live check is never doubled.
+    "RECONCILE_AFTER_S": env_int("SCRAPANNOT_RECONCILE_AFTER", 660),
 }
 
 # Segment-anything: a local checkpoint (weights are never downloaded). Empty: the OpenCV engine.

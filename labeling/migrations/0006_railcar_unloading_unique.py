@@ -4,14 +4,15 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('labeling', '0005_alter_railcar_status'),
+        ("labeling", "0005_alter_railcar_status"),
     ]
 
     operations = [
         migrations.AddConstraint(
-            model_name='railcar',
-            constraint=models.UniqueConstraint(fields=('real_id', 'line', 'unloading_started_at'), name='railcar_unloading_unique'),
+            model_name="railcar",
+            constraint=models.UniqueConstraint(
+                fields=("real_id", "line", "unloading_started_at"), name="railcar_unloading_unique"
+            ),
         ),
     ]
