@@ -60,8 +60,12 @@ def test_a_redis_restart_loses_no_railcar(on_postgresql, celery_worker, own_redi
             assert post_unloading(web.port, token, unloading.manifest, unloading.files)[0] == 201
         # The web stays in rotation and says why (each process caches its broker answer 5 s).
         wait_for(
-            lambda: http_call(web.port, "GET", "/healthz")[0] == 200
-            and json.loads(http_call(web.port, "GET", "/healthz")[1])["broker"].startswith("down"),
+            lambda: (
+                http_call(web.port, "GET", "/healthz")[0] == 200
+                and json.loads(http_call(web.port, "GET", "/healthz")[1])["broker"].startswith(
+                    "down"
+                )
+            ),
             timeout=15,
             what="/healthz: 200 with the broker down",
         )
