@@ -85,6 +85,7 @@ class UnloadingCreateApi(APIView):
             403: OpenApiResponse(ErrorSerializer, "not a plant system or an admin"),
             409: OpenApiResponse(ErrorSerializer, "same railcar and start, different manifest"),
             415: OpenApiResponse(ErrorSerializer, "not a multipart body"),
+            503: OpenApiResponse(ErrorSerializer, "database unavailable; retry (Retry-After)"),
         },
     )
     def post(self, request: Request) -> Response:

@@ -3,6 +3,7 @@
 from typing import Any
 
 from django.core.exceptions import SuspiciousOperation
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from rest_framework import permissions
@@ -13,6 +14,8 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from scrapannot.roles import Role, has_role
 
+RETRY_AFTER_S = 5
+
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's handler, but every error body is an object, so clients can always read `detail`
@@ -22,6 +25,14 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         # DATA_UPLOAD_MAX_MEMORY_SIZE, more parts than DATA_UPLOAD_MAX_NUMBER_FILES) this way;
         # unhandled, it becomes Django's HTML 400 page with no reason.
         return Response({"detail": f"Request refused: {exc}"}, status=400)
+    if isinstance(exc, OperationalError | InterfaceError):
+        # PostgreSQL restarting or unreachable: the transaction rolled back, and the same request
+        # will succeed once it is back (an ingest re-post is idempotent), so tell the client so.
+        return Response(
+            {"detail": "The database is unavailable; retry shortly."},
+            status=503,
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
     response = drf_exception_handler(exc, context)
     if response is not None and isinstance(response.data, list):
         response.data = {"detail": response.data}

@@ -156,6 +156,6 @@ def test_the_schema_lists_every_answer_of_the_unloading_endpoint(plant_client):
         "/api/v1/unloadings/"
     ]["post"]
 
-    assert set(operation["responses"]) == {"200", "201", "400", "401", "403", "409", "415"}
+    assert set(operation["responses"]) == {"200", "201", "400", "401", "403", "409", "415", "503"}
     body = operation["requestBody"]["content"]["multipart/form-data"]["schema"]
     assert hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()  # present
