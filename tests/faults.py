@@ -184,7 +184,9 @@ def send_task(broker_url: str, name: str, *, queue: str = "celery") -> None:
     CELERY_BROKER_URL of the environment, the suite's broker."""
     from celery import Celery
 
-    sender = Celery("fault-injection")
+    # Not the current app: shared tasks resolve through the current app, and this one knows
+    # neither the suite's broker nor its routes.
+    sender = Celery("fault-injection", set_as_current=False)
     try:
         with sender.connection_for_write(broker_url) as connection:
             sender.send_task(name, queue=queue, connection=connection)
