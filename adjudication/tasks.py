@@ -5,6 +5,7 @@ from typing import Any
 from celery import shared_task
 
 from adjudication import aggregation
+from scrapannot.enqueue import enqueue
 
 
 @shared_task(name="adjudication.aggregate_railcar", acks_late=True, soft_time_limit=50,
@@ -23,4 +24,4 @@ def estimate_calibrations() -> int:
 
 
 def enqueue_aggregation(sender: Any = None, *, railcar_id: int, **kwargs: Any) -> None:
-    aggregate_railcar.delay(railcar_id)
+    enqueue(aggregate_railcar, railcar_id)

@@ -22,7 +22,19 @@ class UnloadingCreateInputSerializer(serializers.Serializer):
     """Multipart body: `manifest` (the JSON of docs/unloading-format.md, as a text field or a
     file) and one file part per frame, named by the frame's `file`."""
 
-    manifest = serializers.CharField(help_text="The unloading manifest, JSON.")
+    manifest = serializers.CharField(
+        help_text="The unloading manifest as JSON text (or a file part of that name): "
+        "railcar, line, camera and frames, see docs/unloading-format.md."
+    )
+    frame_file = serializers.FileField(
+        required=False,
+        help_text="One part per frame, named by the frame's `file` in the manifest (this field "
+        "name stands for them all).",
+    )
+
+
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField(help_text="Why the request was refused.")
 
 
 class RejectedFrameSerializer(serializers.Serializer):
@@ -38,6 +50,7 @@ class UnloadingCreateOutputSerializer(serializers.Serializer):
     eligible = serializers.IntegerField()
     layers = serializers.IntegerField()
     rejected = RejectedFrameSerializer(many=True)
+    repaired = serializers.IntegerField(help_text="Frames this re-post filled in.")
 
 
 def _read_manifest(request: Request) -> Any:
@@ -64,8 +77,15 @@ class UnloadingCreateApi(APIView):
         responses={
             201: UnloadingCreateOutputSerializer,
             200: OpenApiResponse(UnloadingCreateOutputSerializer, "already ingested"),
-            400: OpenApiResponse(description="malformed manifest; nothing was written"),
-            409: OpenApiResponse(description="same railcar and start, different manifest"),
+            400: OpenApiResponse(
+                description="malformed manifest or body (field errors, or `detail`); nothing "
+                "was written"
+            ),
+            401: OpenApiResponse(ErrorSerializer, "no or bad token"),
+            403: OpenApiResponse(ErrorSerializer, "not a plant system or an admin"),
+            409: OpenApiResponse(ErrorSerializer, "same railcar and start, different manifest"),
+            415: OpenApiResponse(ErrorSerializer, "not a multipart body"),
+            503: OpenApiResponse(ErrorSerializer, "database unavailable; retry (Retry-After)"),
         },
     )
     def post(self, request: Request) -> Response:

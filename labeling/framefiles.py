@@ -43,9 +43,10 @@ def frame_storage_name(verdict: FrameBytesVerdict) -> str:
     return f"frames/{digest[:2]}/{digest[2:4]}/{digest}.{verdict.extension}"
 
 
-def store_frame(*, verdict: FrameBytesVerdict) -> str:
+def store_frame(*, verdict: FrameBytesVerdict, written: list[str] | None = None) -> str:
     """Store a checked frame's bytes (a rejected one's in quarantine, for forensics); the name
-    for `Frame.file`, "" when there are no bytes to keep."""
+    for `Frame.file`, "" when there are no bytes to keep. Names this call created are appended
+    to `written`, so that an ingest that fails can take them back (`discard_frames`)."""
     if not verdict.data:
         return ""
     name = frame_storage_name(verdict)
@@ -55,7 +56,18 @@ def store_frame(*, verdict: FrameBytesVerdict) -> str:
     if saved != name:
         # A concurrent ingest stored the same content first; keep the canonical name.
         default_storage.delete(saved)
+    elif written is not None:
+        written.append(name)
     return name
+
+
+def discard_frames(written: list[str]) -> None:
+    """Remove the files a failed ingest wrote, so that it leaves no orphan behind. (Another
+    ingest carrying byte-identical frames at the same instant could have found one of them and
+    referenced it; its quality check would then mark that frame "file missing from storage",
+    which is visible and repairable by a re-post.)"""
+    for name in written:
+        default_storage.delete(name)
 
 
 @contextmanager

@@ -2,34 +2,29 @@
 
 The API view and the `ingest` command both call `ingest_unloading`. The manifest is validated
 first (`labeling.manifest`); a bad frame file never fails the ingest, it becomes an ineligible
-frame with its reason. Re-sending the same unloading returns the railcar ingested the first time.
+frame with its reason. Re-sending the same unloading returns the railcar ingested the first time,
+with the frames that were missing or failed their checksum filled in from the re-post.
 """
 
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 
-from labeling.framefiles import store_frame
-from labeling.imagefiles import FrameBytesVerdict, check_frame_bytes
+from labeling.framefiles import discard_frames, store_frame
+from labeling.imagefiles import FrameBytesVerdict
+from labeling.ingest_files import FrameSource, check_source
+from labeling.ingest_repair import repair_frames
 from labeling.layers import box_iou, runs_above
 from labeling.models import Frame, Layer, Railcar
 from labeling.signals import unloading_ingested
 from scrapannot import audit
 from scrapannot.audit import canonical_json
-
-
-class FrameSource(Protocol):
-    """Where a frame's bytes come from: an uploaded file or a file on disk."""
-
-    @property
-    def size(self) -> int: ...
-
-    def read(self) -> bytes: ...
 
 
 class UnloadingConflict(Exception):
@@ -44,6 +39,7 @@ class IngestResult:
     eligible: int
     layers: int
     rejected: list[dict[str, str]] = field(default_factory=list)
+    repaired: int = 0  # frames a re-post filled in (missing or failed checksum before)
 
 
 def manifest_fingerprint(manifest: Mapping[str, Any]) -> str:
@@ -63,28 +59,12 @@ def manifest_fingerprint(manifest: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical_json(content).encode()).hexdigest()
 
 
-def _check_source(entry: Mapping[str, Any], source: FrameSource | None) -> FrameBytesVerdict:
-    limits = settings.SCRAPANNOT
-    if source is None:
-        return FrameBytesVerdict(rejection=Frame.Rejection.MISSING, detail="no file sent")
-    if source.size > limits["MAX_FRAME_BYTES"]:
-        return FrameBytesVerdict(
-            rejection=Frame.Rejection.OVERSIZED,
-            detail=f"{source.size} bytes > limit {limits['MAX_FRAME_BYTES']}",
-        )
-    return check_frame_bytes(
-        source.read(),
-        declared_sha256=entry["sha256"],
-        max_bytes=limits["MAX_FRAME_BYTES"],
-        max_pixels=limits["MAX_FRAME_PIXELS"],
-    )
-
-
-def _result(railcar: Railcar, *, created: bool) -> IngestResult:
+def _result(railcar: Railcar, *, created: bool, repaired: int = 0) -> IngestResult:
     frames = list(railcar.frames.order_by("index"))
     return IngestResult(
         railcar=railcar,
         created=created,
+        repaired=repaired,
         frames=len(frames),
         eligible=sum(1 for f in frames if not f.rejection),
         layers=railcar.layers.count(),
@@ -96,19 +76,44 @@ def _result(railcar: Railcar, *, created: bool) -> IngestResult:
     )
 
 
-def _existing(manifest: Mapping[str, Any], fingerprint: str) -> Railcar | None:
-    railcar = Railcar.objects.filter(fingerprint=fingerprint).first()
-    if railcar is not None:
-        return railcar
-    started_at = manifest["frames"][0]["captured_at"]
-    if Railcar.objects.filter(
-        real_id=manifest["railcar"], line=manifest["line"], unloading_started_at=started_at
-    ).exists():
-        raise UnloadingConflict(
-            "This railcar's unloading at this line and start time was already ingested with a "
-            "different manifest."
-        )
-    return None
+def _conflict() -> UnloadingConflict:
+    return UnloadingConflict(
+        "This railcar's unloading at this line and start time was already ingested with a "
+        "different manifest."
+    )
+
+
+def _claim(manifest: Mapping[str, Any], fingerprint: str) -> tuple[Railcar, bool]:
+    """Insert the railcar row, or lock the row that already holds this unloading's identity
+    (railcar, line, start time: `railcar_unloading_unique`). Insert-or-conflict, not
+    check-then-insert: an insert that collides with an uncommitted one waits on the unique index
+    until the other transaction ends, so two concurrent posts can never both create a railcar,
+    and the loser reads the winner's committed row."""
+    entries = manifest["frames"]
+    identity = {
+        "real_id": manifest["railcar"],
+        "line": manifest["line"],
+        "unloading_started_at": entries[0]["captured_at"],
+    }
+    try:
+        with transaction.atomic():  # a savepoint: the outer transaction survives a collision
+            railcar = Railcar.objects.create(
+                **identity,
+                camera=manifest["camera"],
+                fingerprint=fingerprint,
+                unloading_ended_at=entries[-1]["captured_at"],
+                layer_source="manifest" if "layer" in entries[0] else "boxes",
+            )
+            return railcar, True
+    except IntegrityError:
+        pass
+    # The identity is taken, or the fingerprint is (the same manifest with its times written in
+    # another offset); either way the unloading was ingested before.
+    found = Railcar.objects.select_for_update().filter(Q(**identity) | Q(fingerprint=fingerprint))
+    railcar = found.order_by("pk").first()
+    if railcar is None:  # the colliding row was deleted meanwhile: let the client retry
+        raise _conflict()
+    return railcar, False
 
 
 def ingest_unloading(
@@ -118,19 +123,25 @@ def ingest_unloading(
     actor: AbstractBaseUser | None = None,
     actor_label: str | None = None,
 ) -> IngestResult:
-    """Ingest a validated manifest (`UnloadingManifestSerializer.validated_data`)."""
+    """Ingest a validated manifest (`UnloadingManifestSerializer.validated_data`): a new
+    unloading is created (201), the same one again is repaired where it can be (200, see
+    `labeling.ingest_repair`), a different manifest for the same identity is a conflict."""
     fingerprint = manifest_fingerprint(manifest)
-    existing = _existing(manifest, fingerprint)
-    if existing is not None:
-        return _result(existing, created=False)
-
+    if Railcar.objects.filter(fingerprint=fingerprint).exists():
+        # A plant's retry: no need to hash every frame again, only those it may repair.
+        return _repost(manifest, fingerprint, sources, actor=actor, actor_label=actor_label)
     entries = manifest["frames"]
-    # The slow part (hashing, decoding, writing files) happens before the transaction opens.
-    verdicts = [_check_source(entry, sources.get(entry["file"])) for entry in entries]
-    names = [store_frame(verdict=verdict) for verdict in verdicts]
+    # The slow part (hashing, decoding) happens before the transaction opens; nothing is written
+    # until this request has won the unloading's identity.
+    verdicts = [check_source(entry, sources.get(entry["file"])) for entry in entries]
+    written: list[str] = []
     try:
         with transaction.atomic():
-            railcar = _create_rows(manifest, fingerprint, entries, verdicts, names)
+            railcar, created = _claim(manifest, fingerprint)
+            if not created:
+                return _answer_repost(railcar, manifest, fingerprint, sources, actor, actor_label)
+            names = [store_frame(verdict=verdict, written=written) for verdict in verdicts]
+            _create_rows(railcar, manifest, entries, verdicts, names)
             result = _result(railcar, created=True)
             audit.record(
                 action="unloading.ingested",
@@ -149,13 +160,44 @@ def ingest_unloading(
             transaction.on_commit(
                 lambda: unloading_ingested.send(sender=Railcar, railcar_id=railcar.pk)
             )
-    except IntegrityError:
-        # A concurrent request with the same unloading won the race; answer as a re-post.
-        existing = _existing(manifest, fingerprint)
-        if existing is None:
-            raise
-        return _result(existing, created=False)
+    except BaseException:
+        discard_frames(written)
+        raise
     return result
+
+
+def _repost(
+    manifest: Mapping[str, Any],
+    fingerprint: str,
+    sources: Mapping[str, FrameSource],
+    *,
+    actor: AbstractBaseUser | None,
+    actor_label: str | None,
+) -> IngestResult:
+    with transaction.atomic():
+        railcar = Railcar.objects.select_for_update().get(fingerprint=fingerprint)
+        return _answer_repost(railcar, manifest, fingerprint, sources, actor, actor_label)
+
+
+def _answer_repost(
+    railcar: Railcar,
+    manifest: Mapping[str, Any],
+    fingerprint: str,
+    sources: Mapping[str, FrameSource],
+    actor: AbstractBaseUser | None,
+    actor_label: str | None,
+) -> IngestResult:
+    """Inside the transaction that holds the railcar's row lock."""
+    if railcar.fingerprint != fingerprint:
+        raise _conflict()
+    repaired = repair_frames(
+        railcar=railcar,
+        entries={e["file"]: e for e in manifest["frames"]},
+        sources=sources,
+        actor=actor,
+        actor_label=actor_label,
+    )
+    return _result(railcar, created=False, repaired=repaired)
 
 
 def _layer_runs(entries: list[dict[str, Any]], ious: list[float | None]) -> list[list[int]]:
@@ -174,21 +216,12 @@ def _layer_runs(entries: list[dict[str, Any]], ious: list[float | None]) -> list
 
 
 def _create_rows(
+    railcar: Railcar,
     manifest: Mapping[str, Any],
-    fingerprint: str,
     entries: list[dict[str, Any]],
     verdicts: list[FrameBytesVerdict],
     names: list[str],
-) -> Railcar:
-    railcar = Railcar.objects.create(
-        real_id=manifest["railcar"],
-        line=manifest["line"],
-        camera=manifest["camera"],
-        fingerprint=fingerprint,
-        unloading_started_at=entries[0]["captured_at"],
-        unloading_ended_at=entries[-1]["captured_at"],
-        layer_source="manifest" if "layer" in entries[0] else "boxes",
-    )
+) -> None:
     ious = [
         box_iou(e["magnet_box"], e["railcar_box"])
         if e.get("magnet_box") and e.get("railcar_box")

@@ -5,7 +5,7 @@ One serializer for the API and the `ingest` command, so both give the same field
 
 import math
 import re
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -17,6 +17,10 @@ _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 # A frame's file name: no folders, no parent references, no hidden files, no control characters.
 _FILE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.() -]{0,199}$")
 _MAX_COORD = 100_000
+# Real time zones run from -12:00 to +14:00; PostgreSQL refuses offsets from 16 h on.
+MAX_UTC_OFFSET = timedelta(hours=14)
+# A camera frame from before 1970 or after 2999 is a clock fault, not an unloading.
+MIN_YEAR, MAX_YEAR = 1970, 2999
 
 
 class AwareDateTimeField(serializers.Field):
@@ -24,6 +28,8 @@ class AwareDateTimeField(serializers.Field):
 
     default_error_messages = {
         "invalid": "Expected an ISO 8601 date-time with a time zone, e.g. 2026-11-21T08:00:00Z.",
+        "offset": "The time zone offset must lie within -14:00 and +14:00.",
+        "range": f"Expected a time between the years {MIN_YEAR} and {MAX_YEAR}.",
     }
 
     def to_internal_value(self, data: Any) -> datetime:
@@ -35,6 +41,17 @@ class AwareDateTimeField(serializers.Field):
             value = None
         if value is None or value.tzinfo is None:
             self.fail("invalid")
+        offset = value.utcoffset()
+        if offset is None or abs(offset) > MAX_UTC_OFFSET:
+            self.fail("offset")
+        try:
+            # Year 9999 at -01:00 or year 1 at +01:00 falls outside what a datetime (and
+            # PostgreSQL's timestamptz as Django stores it) can hold once it is in UTC.
+            utc = value.astimezone(UTC)
+        except OverflowError:
+            self.fail("range")
+        if not MIN_YEAR <= utc.year <= MAX_YEAR:
+            self.fail("range")
         return value
 
     def to_representation(self, value: datetime) -> str:

@@ -41,6 +41,8 @@ class Railcar(models.Model):
     # Why a railcar needs attention (not enough eligible layers, ...), for the admin list.
     attention_reason = models.CharField(max_length=255, blank=True)
     checked_at = models.DateTimeField(null=True, blank=True)
+    # When labeling.reconcile last enqueued the task this railcar's status waits for.
+    nudged_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     # Routing (labeling.pool). Higher priority is handed out first (the learning loop sets it);
     # `tiebreak` is a random draw so that equal railcars go out in random order.
@@ -53,6 +55,13 @@ class Railcar(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
+        constraints = [
+            # What makes an unloading the same: ingest inserts under it (insert-or-conflict).
+            models.UniqueConstraint(
+                fields=["real_id", "line", "unloading_started_at"],
+                name="railcar_unloading_unique",
+            )
+        ]
         indexes = [
             models.Index(fields=["status", "created_at"]),
             models.Index(

@@ -82,6 +82,11 @@ def conclude_checks(
         railcar = Railcar.objects.select_for_update().get(pk=railcar_id)
         if action == "quality.checked" and railcar.status != Status.CHECKING:
             return railcar
+        pending = railcar.frames.filter(quality=Frame.Quality.PENDING)
+        if action == "quality.checked" and pending.exists():
+            # A re-post repaired a frame after this check listed its frames; the check that
+            # the repair enqueued concludes (labeling.ingest_repair).
+            return railcar
         # The one moment the keyframes are picked: eligibility was just settled (or re-judged).
         eligible_layers = pick_keyframes(railcar=railcar)
         needed = int(policy_value(MIN_ELIGIBLE_LAYERS))

@@ -9,19 +9,20 @@ from typing import Any
 
 from celery import shared_task
 
-from labeling import pipeline, pool
+from labeling import pipeline, pool, reconcile
 from labeling.sam_settings import sam_enabled
+from scrapannot.celery import DATABASE_TRANSIENT
+from scrapannot.enqueue import enqueue
 
 # Storage hiccups (a network filesystem, S3) may pass; a missing file does not (handled inside).
-TRANSIENT = (ConnectionError, TimeoutError)
+# Database restarts too; the backoff and the number of tries are scrapannot.celery.Task's.
+TRANSIENT = (ConnectionError, TimeoutError, *DATABASE_TRANSIENT)
 
 
 @shared_task(
     name="labeling.check_railcar_quality",
     acks_late=True,
     autoretry_for=TRANSIENT,
-    retry_backoff=True,
-    max_retries=5,
     soft_time_limit=540,
     time_limit=600,
 )
@@ -34,8 +35,6 @@ def check_railcar_quality(railcar_id: int) -> str:
     name="labeling.embed_keyframes",
     acks_late=True,
     autoretry_for=TRANSIENT,
-    retry_backoff=True,
-    max_retries=5,
     soft_time_limit=1740,
     time_limit=1800,
 )
@@ -55,10 +54,16 @@ def expire_leases() -> int:
     return pool.expire_leases()
 
 
+@shared_task(name="labeling.reconcile_railcars", acks_late=True, soft_time_limit=50,
+             time_limit=60)  # fmt: skip
+def reconcile_railcars() -> dict[str, int]:
+    return reconcile.reconcile_railcars()
+
+
 def enqueue_quality_checks(sender: Any = None, *, railcar_id: int, **kwargs: Any) -> None:
-    check_railcar_quality.delay(railcar_id)
+    enqueue(check_railcar_quality, railcar_id)
 
 
 def enqueue_embeddings(sender: Any = None, *, railcar_id: int, **kwargs: Any) -> None:
     if sam_enabled():
-        embed_keyframes.delay(railcar_id)
+        enqueue(embed_keyframes, railcar_id)

@@ -16,6 +16,7 @@ from celery import shared_task
 
 from mlloop import registry
 from mlloop.models import DatasetVersion, ModelVersion
+from scrapannot.enqueue import enqueue
 
 # runs and scoring are imported inside the tasks: they load torch, and this module is imported by
 # every process at start (MlloopConfig.ready connects the handlers below), where a web worker
@@ -77,4 +78,4 @@ def enqueue_training(sender: Any = None, *, model_version_id: int, **kwargs: Any
 def enqueue_scoring(sender: Any = None, *, railcar_id: int, **kwargs: Any) -> None:
     """Score a railcar that just entered the pool, if there is a model to score it with."""
     if ModelVersion.objects.filter(is_production=True).exists():
-        score_railcars.delay(railcar_ids=[railcar_id])
+        enqueue(score_railcars, railcar_ids=[railcar_id])

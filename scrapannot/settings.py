@@ -52,8 +52,33 @@ if not SECRET_KEY:
     if not DEBUG:
         raise RuntimeError("SECRET_KEY must be set when DEBUG is off")
     SECRET_KEY = "insecure-first-run-key-set-SECRET_KEY-in-production"  # noqa: S105
+elif not DEBUG and (len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5):
+    # Django's own deploy check (security.W009) only warns; a guessable key signs sessions and
+    # password-reset links, so production refuses to start with one.
+    raise ImproperlyConfigured(
+        "SECRET_KEY is too weak for DEBUG=0: use at least 50 characters, e.g. "
+        "python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+    )
 ALLOWED_HOSTS = os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost").split(",")
 CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+
+# Served over HTTPS behind a proxy that terminates TLS and sets X-Forwarded-Proto (the README's
+# production recipe): HTTPS=1 turns all of these on; each can also be set on its own. Off by
+# default, because on plain HTTP secure cookies are never sent back and logins silently fail.
+HTTPS = env_bool("HTTPS", False)
+if env_bool("SECURE_PROXY_SSL_HEADER", HTTPS):
+    # Only behind a proxy that overwrites this header: a client could otherwise claim HTTPS.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", HTTPS)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # load balancers probe over plain HTTP
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", HTTPS)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", HTTPS)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000 if HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", HTTPS)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+# HSTS preloading submits the domain to the browsers' built-in list: a decision for a public
+# domain's owner, not a default for a plant's intranet host.
+SILENCED_SYSTEM_CHECKS = ["security.W021"]
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -110,6 +135,9 @@ DATABASES = {
     "default": dj_database_url.config(
         default=f"sqlite:///{VAR_DIR / 'scrapannot.sqlite3'}",
         conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
+        # A persistent connection that PostgreSQL dropped (a restart) is replaced before a
+        # request uses it, instead of failing that request.
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -226,6 +254,10 @@ SCRAPANNOT = {
     # Layer segmentation (seed 000, 6.2): IoU(magnet, railcar) threshold and tolerated dip.
     "LAYER_IOU_THRESHOLD": env_float("SCRAPANNOT_LAYER_IOU_THRESHOLD", 0.05),
     "LAYER_MAX_GAP": env_int("SCRAPANNOT_LAYER_MAX_GAP", 1),
+    # A railcar waiting this long in `ingested`, `checking` or `rated` has lost its task (a broker
+    # restart, a dead worker, an enqueue refused after commit): the reconciler enqueues it again.
+    # Longer than the quality check's time limit (600 s), so a live check is never doubled.
+    "RECONCILE_AFTER_S": env_int("SCRAPANNOT_RECONCILE_AFTER", 660),
 }
 
 # Segment-anything: a local checkpoint (weights are never downloaded). Empty: the OpenCV engine.

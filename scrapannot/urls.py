@@ -25,3 +25,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
 ]
+
+handler400 = "scrapannot.api.bad_request"
+handler404 = "scrapannot.api.page_not_found"
+handler500 = "scrapannot.api.server_error"

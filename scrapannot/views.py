@@ -1,13 +1,13 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from scrapannot import policy
 from scrapannot.audit import verify_chain, verify_since_checkpoint
+from scrapannot.health import health
 from scrapannot.models import AuditEvent
 from scrapannot.roles import Role, role_required
 
@@ -29,9 +29,17 @@ def audit_trail(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
-    return JsonResponse({"ok": True})
+    """For a load balancer: 503 when this process cannot reach its database (take it out of
+    rotation). A broker outage alone answers 200 with `"broker": "down: ..."`: pages and ratings
+    still work and no committed work is lost (the reconciler enqueues it later), so pulling every
+    web process out would only make it worse. `?strict=1` answers 503 for either, for
+    monitoring."""
+    report = health()
+    ok = report.database_ok and (report.broker_ok or request.GET.get("strict") != "1")
+    return JsonResponse(
+        {"ok": ok, "database": report.database, "broker": report.broker},
+        status=200 if ok else 503,
+    )
 
 
 @require_http_methods(["GET", "POST"])

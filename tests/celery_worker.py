@@ -35,7 +35,7 @@ class Worker:
                     "-m",
                     "celery",
                     "-A",
-                    "scrapannot",
+                    app,
                     "worker",
                     "--pool",
                     "solo",

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('labeling', '0005_alter_railcar_status'),
+        ('labeling', '0007_railcar_nudged_at'),
     ]
 
     operations = [

@@ -1,0 +1,25 @@
+"""Enqueue a task after a commit without letting a broker outage fail the committed work.
+
+The data is already committed when an on-commit hook enqueues; a `500` then would tell the client
+that nothing happened, and its retry would find the work done and queue nothing. So a refused
+enqueue is logged and left to the reconciler (`labeling.reconcile`), which finds railcars whose
+state has waited too long for its task and enqueues again.
+"""
+
+import logging
+from typing import Any
+
+from celery import Task
+from kombu.exceptions import OperationalError as BrokerError
+
+logger = logging.getLogger(__name__)
+
+
+def enqueue(task: Task, *args: Any, **kwargs: Any) -> bool:
+    """`task.delay(*args, **kwargs)`; False (and a warning in the log) when the broker refused."""
+    try:
+        task.delay(*args, **kwargs)
+    except BrokerError as exc:
+        logger.warning("enqueue of %s%r failed, left to the reconciler: %s", task.name, args, exc)
+        return False
+    return True
