@@ -31,7 +31,7 @@ from mlloop.config import feature_key
 from mlloop.features import railcar_features
 from mlloop.models import ModelVersion, RailcarScore
 from mlloop.selection import diverse_order, uncertainty
-from mlloop.training import collate, ensemble_predictions
+from mlloop.training import ensemble_predictions
 from scrapannot import audit
 from scrapannot.policy import policy_value
 
@@ -73,8 +73,7 @@ def predict_many(trained: TrainedModel, bags: Sequence[np.ndarray]) -> list[Pred
     """The ensemble's predictions for bags of layer features (each [layers, dim])."""
     if not bags:
         return []
-    contamination, spread, probs = ensemble_predictions(trained, bags)
-    embeddings = pooled_embeddings(trained, bags)
+    contamination, spread, probs, embeddings = ensemble_predictions(trained, bags)
     model = trained.model
     with torch.inference_mode():
         expected = model.expected_error(torch.from_numpy(spread).float()).numpy()
@@ -97,19 +96,6 @@ def predict_many(trained: TrainedModel, bags: Sequence[np.ndarray]) -> list[Pred
 
 def predict(trained: TrainedModel, bag: np.ndarray) -> Prediction:
     return predict_many(trained, [bag])[0]
-
-
-def pooled_embeddings(trained: TrainedModel, bags: Sequence[np.ndarray]) -> np.ndarray:
-    """[n, F]: each bag's attention-pooled, whitened features."""
-    model = trained.model
-    model.eval()
-    out = []
-    with torch.inference_mode():
-        for start in range(0, len(bags), 64):
-            features, mask = collate(list(bags[start : start + 64]), None, None)
-            output = model(features.to(trained.config.device), mask.to(trained.config.device))
-            out.append(output.pooled.cpu().numpy())
-    return np.concatenate(out)
 
 
 def railcar_uncertainty(prediction: Prediction, *, std_threshold: float) -> float:

@@ -24,7 +24,9 @@ DIVERSE_HEAD = 1000
 _REFERENCE_SAMPLE = 256
 
 
-def uncertainty(*, expected_error_pct: float, top_grade_probability: float, std_threshold: float):
+def uncertainty(
+    *, expected_error_pct: float, top_grade_probability: float, std_threshold: float
+) -> float:
     """Expected contamination error in adjudication thresholds plus the grade's error chance."""
     threshold = std_threshold if std_threshold > 0 else 1.0
     return float(expected_error_pct / threshold + (1.0 - top_grade_probability))

@@ -188,7 +188,7 @@ def fit_error_model(trained: TrainedModel, bags: Sequence[Bag]) -> None:
     squares: the members' spread ranks railcars, this scales it to percentage points, so the
     uncertainty reads as an error a rater's threshold can be compared with. The labels are
     raters' consensus, so `a` also absorbs their noise."""
-    contamination, spread, _ = ensemble_predictions(trained, bags)
+    contamination, spread, _, _ = ensemble_predictions(trained, bags)
     error = np.abs(contamination - np.asarray([b.contamination for b in bags]))
     slope, intercept = 1.0, 0.0
     if len(bags) >= 3 and float(spread.std()) > 0:
@@ -203,12 +203,13 @@ def fit_error_model(trained: TrainedModel, bags: Sequence[Bag]) -> None:
 
 def ensemble_predictions(
     trained: TrainedModel, bags: Sequence[Bag] | Sequence[np.ndarray]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per bag (every layer, dropout off): the members' mean contamination (%), their spread
-    (STD, pp) and the members' mean grade probabilities [n, C]."""
+    (STD, pp), the members' mean grade probabilities [n, C] and the attention-pooled, whitened
+    bag [n, F] (the railcar's embedding)."""
     model = trained.model
     model.eval()
-    means, spreads, probs = [], [], []
+    means, spreads, probs, pooled = [], [], [], []
     with torch.inference_mode():
         for start in range(0, len(bags), 64):
             part = [b.features if isinstance(b, Bag) else b for b in bags[start : start + 64]]
@@ -218,13 +219,19 @@ def ensemble_predictions(
             means.append(members.mean(dim=1).cpu().numpy())
             spreads.append(members.std(dim=1, unbiased=False).cpu().numpy())
             probs.append(torch.softmax(output.member_grade_logits, dim=2).mean(dim=1).cpu().numpy())
-    return np.concatenate(means), np.concatenate(spreads), np.concatenate(probs)
+            pooled.append(output.pooled.cpu().numpy())
+    return (
+        np.concatenate(means),
+        np.concatenate(spreads),
+        np.concatenate(probs),
+        np.concatenate(pooled),
+    )
 
 
 def point_predictions(trained: TrainedModel, bags: Sequence[Bag]) -> tuple[np.ndarray, np.ndarray]:
     """Contamination (%) and grade index per bag: the ensemble's mean, every layer, dropout
     off."""
-    contamination, _, probs = ensemble_predictions(trained, bags)
+    contamination, _, probs, _ = ensemble_predictions(trained, bags)
     return contamination, probs.argmax(axis=1)
 
 
