@@ -14,6 +14,26 @@ def random_tiebreak() -> float:
     return random.random()  # noqa: S311 - an ordering tie-break, not a secret
 
 
+class Line(models.Model):
+    """An unloading line (a crane and its camera). Access is granted per line with
+    django-guardian object permissions (see `labeling.lines`): a plant system posts only for its
+    lines, an operator or senior inspector sees only theirs. `Railcar.line` holds the name."""
+
+    name = models.CharField(max_length=32, unique=True)
+    description = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        permissions = [
+            ("post_unloadings", "May post unloadings for this line"),
+            ("operate_line", "May review this line's unloadings and estimates"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Railcar(models.Model):
     class Status(models.TextChoices):
         INGESTED = "ingested", "ingested"

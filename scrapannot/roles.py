@@ -18,6 +18,7 @@ class Role(StrEnum):
     SENIOR_INSPECTOR = "senior inspector"
     ADMIN = "admin"
     PLANT_SYSTEM = "plant system"
+    OPERATOR = "line operator"
 
 
 def user_roles(user: AbstractBaseUser | AnonymousUser) -> set[Role]:
@@ -43,6 +44,7 @@ def roles_context(request: HttpRequest) -> dict[str, object]:
         "is_annotator": Role.ANNOTATOR in roles,
         "is_senior": Role.SENIOR_INSPECTOR in roles,
         "is_admin": Role.ADMIN in roles,
+        "is_operator": Role.OPERATOR in roles,
     }
 
 
