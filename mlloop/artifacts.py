@@ -1,7 +1,8 @@
 """A trained model and its saved file (the artifact): the format is written and read here only.
 
 An artifact is a torch file of the heads' state dict (with the whitening and target buffers), the
-model's settings, its feature dimension and feature key, and the best epoch. Its SHA-256 is
+model's settings, its feature dimension and feature key, the best epoch, and the inclusion head
+learned from the masks when there is one. Its SHA-256 is
 recorded on the ModelVersion and checked on every read, so an altered file is refused.
 
 torch is imported inside the functions: the web process imports this module (through the
@@ -19,11 +20,13 @@ from mlloop.config import ModelConfig, config_from_dict
 from mlloop.models import ModelVersion
 
 if TYPE_CHECKING:
+    from mlloop.inclusion import InclusionHead
     from mlloop.model import MilModel
 
 # 2: input whitening (feature_whiten) replaced per-dimension standardization.
 # 3: an ensemble of heads (regressors.N, classifiers.N) and the expected-error buffers.
-ARTIFACT_FORMAT = 3
+# 4: the dense inclusion head learned from the annotators' masks (or None), mlloop.inclusion.
+ARTIFACT_FORMAT = 4
 
 
 class ArtifactError(Exception):
@@ -38,6 +41,8 @@ class TrainedModel:
     best_epoch: int = 0
     # Per epoch: {"epoch", "train_loss", "val_mae"}.
     history: list[dict[str, float]] = field(default_factory=list)
+    # Learned from the masks (mlloop.inclusion); its summary is part of each layer's feature.
+    inclusion: "InclusionHead | None" = None
 
     @property
     def grades(self) -> tuple[str, ...]:
@@ -57,6 +62,8 @@ def artifact_bytes(trained: TrainedModel) -> bytes:
             "config": trained.config.as_dict(),
             "feature_key": trained.feature_key,
             "best_epoch": trained.best_epoch,
+            "inclusion_channels": trained.inclusion.channels if trained.inclusion else None,
+            "inclusion_state": trained.inclusion.state_dict() if trained.inclusion else None,
         },
         buffer,
     )
@@ -68,6 +75,7 @@ def read_artifact(model_version: ModelVersion) -> TrainedModel:
     device; ArtifactError if the file is missing, altered or unreadable."""
     import torch
 
+    from mlloop.inclusion import InclusionHead
     from mlloop.model import MilModel
 
     label = f"model v{model_version.number}"
@@ -93,6 +101,11 @@ def read_artifact(model_version: ModelVersion) -> TrainedModel:
             ensemble=config.ensemble,
         )
         model.load_state_dict(payload["state_dict"])
+        inclusion = None
+        if payload.get("inclusion_channels"):
+            inclusion = InclusionHead(int(payload["inclusion_channels"]))
+            inclusion.load_state_dict(payload["inclusion_state"])
+            inclusion.eval()
     except ArtifactError:
         raise
     except Exception as exc:  # noqa: BLE001 - any decoding failure means the same: unusable
@@ -103,4 +116,5 @@ def read_artifact(model_version: ModelVersion) -> TrainedModel:
         config=config,
         feature_key=payload["feature_key"],
         best_epoch=int(payload.get("best_epoch", 0)),
+        inclusion=inclusion,
     )

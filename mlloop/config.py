@@ -45,6 +45,11 @@ class ModelConfig:
     # Backbone stages whose feature maps are average-pooled and concatenated into a frame's
     # feature. Empty: automatic (see `stages`).
     feature_stages: tuple[int, ...] = ()
+    # The annotators' masks as supervision (mlloop.inclusion): a dense head on this backbone
+    # stage's feature map learns the inclusion coverage the masks mark, and its per-layer summary
+    # joins the layer's feature. Used when the training railcars have masks; off: pooled only.
+    mask_supervision: bool = True
+    dense_stage: int = 3
     # s in seed 000, Algorithms 1 and 2: layers sampled per bag at each training step.
     bag_size: int = 4
     # lambda in L = L_reg + lambda * L_cls.
@@ -106,8 +111,12 @@ def _validated(config: ModelConfig) -> ModelConfig:
             raise ValidationError(f"{name}: must not be negative")
     if not 0 <= config.dropout < 1:
         raise ValidationError("dropout: between 0 and 1")
-    if not isinstance(config.crop_to_railcar, bool):
-        raise ValidationError("crop_to_railcar: true or false")
+    for name in ("crop_to_railcar", "mask_supervision"):
+        if not isinstance(getattr(config, name), bool):
+            raise ValidationError(f"{name}: true or false")
+    dense = config.dense_stage
+    if isinstance(dense, bool) or not isinstance(dense, int) or not 0 <= dense < 16:
+        raise ValidationError(f"dense_stage: a stage number from 0 to 15, got {dense!r}")
     stages = config.feature_stages
     if any(isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < 16 for i in stages):
         raise ValidationError(f"feature_stages: stage numbers from 0 to 15, got {list(stages)}")
@@ -212,3 +221,10 @@ def feature_key(config: ModelConfig) -> str:
     )
     digest = hashlib.sha256(whole.encode()).hexdigest()[:24]
     return f"{config.backbone[:30]}@{config.image_size}-{digest}"
+
+
+def map_key(config: ModelConfig) -> str:
+    """What a cached feature map depends on: the feature key's inputs and the dense stage."""
+    whole = f"{feature_key(config)}|map={config.dense_stage}"
+    digest = hashlib.sha256(whole.encode()).hexdigest()[:24]
+    return f"{config.backbone[:26]}@{config.image_size}-map-{digest}"

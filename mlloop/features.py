@@ -87,6 +87,36 @@ class FeatureExtractor:
         )
         return torch.cat([m.mean(dim=(2, 3)) for m in maps], dim=1)
 
+    def extract_maps(
+        self, images: Sequence[Image.Image], railcar_boxes: Sequence[Any] | None = None
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Pooled features [N, dim] and the dense stage's feature map [h, w, C] of each image,
+        from one forward pass per batch where the pooled stages allow it."""
+        boxes = railcar_boxes if railcar_boxes is not None else [None] * len(images)
+        dense = self.config.dense_stage
+        pooled = np.zeros((len(images), self.dim), dtype=np.float32)
+        maps: list[np.ndarray] = [np.zeros(0, np.float32)] * len(images)
+        with torch.inference_mode():
+            for i, (image, box) in enumerate(zip(images, boxes, strict=True)):
+                tensor = torch.from_numpy(self.preprocess(image, box))[None].to(self.config.device)
+                if self.stages:
+                    indices = sorted({*self.stages, dense})
+                    found = self.backbone.forward_intermediates(
+                        tensor, indices=indices, intermediates_only=True, stop_early=True
+                    )
+                    by_stage = dict(zip(indices, found, strict=True))
+                    vector = torch.cat([by_stage[s].mean(dim=(2, 3)) for s in self.stages], dim=1)
+                    feature_map = by_stage[dense]
+                else:
+                    vector = self.backbone(tensor)
+                    (feature_map,) = self.backbone.forward_intermediates(
+                        tensor, indices=[dense], intermediates_only=True, stop_early=True
+                    )
+                pooled[i] = vector[0].float().cpu().numpy()
+                maps[i] = feature_map[0].permute(1, 2, 0).float().cpu().numpy()
+                self.images_seen += 1
+        return pooled, maps
+
     def extract(
         self, images: Sequence[Image.Image], railcar_boxes: Sequence[Any] | None = None
     ) -> np.ndarray:

@@ -148,6 +148,27 @@ class FrameFeature(models.Model):
         return f"{self.feature_key} of frame {self.frame_id}"
 
 
+class FrameFeatureMap(models.Model):
+    """A backbone's feature map (stride 16) for one keyframe, cached per feature key: what the
+    dense inclusion head (mlloop.inclusion) reads. float16, [height, width, channels]."""
+
+    frame = models.ForeignKey("labeling.Frame", on_delete=models.CASCADE, related_name="+")
+    feature_key = models.CharField(max_length=64)
+    height = models.PositiveIntegerField()
+    width = models.PositiveIntegerField()
+    channels = models.PositiveIntegerField()
+    data = models.BinaryField(help_text="float16, little-endian, [height, width, channels]")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["frame", "feature_key"], name="frame_feature_map_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.feature_key} map of frame {self.frame_id}"
+
+
 class RailcarScore(models.Model):
     """A model version's estimate for one railcar (never shown to annotators)."""
 

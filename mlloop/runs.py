@@ -19,13 +19,17 @@ from django.utils import timezone
 from mlloop import registry
 from mlloop.artifacts import ArtifactError, TrainedModel, artifact_bytes
 from mlloop.config import ModelConfig, config_from_dict, feature_key
-from mlloop.features import railcar_features
+from mlloop.feature_maps import head_training_data, model_bags
+from mlloop.inclusion import InclusionHead, fit_inclusion_head
 from mlloop.model import BackboneError
 from mlloop.models import DatasetItem, ModelVersion, Split
 from mlloop.training import Bag, TrainingError, evaluate, fit
 from scrapannot import audit
 
 logger = logging.getLogger(__name__)
+# Fewer keyframes with masks than this in the train split: the masks are too few to teach the
+# inclusion head, and the run trains on pooled features only (said in its log).
+MIN_MASKED_KEYFRAMES = 20
 Status = ModelVersion.Status
 
 # A run still "running" after this long belongs to a worker that died (the task's hard time
@@ -90,7 +94,23 @@ def train_model_version(model_version_id: int) -> ModelVersion:
     return ModelVersion.objects.get(pk=model_version_id)
 
 
-def _bags(model_version: ModelVersion, config: ModelConfig, run: _Run) -> dict[str, list[Bag]]:
+def _inclusion_head(train_ids: list[int], config: ModelConfig, run: _Run) -> InclusionHead | None:
+    if not config.mask_supervision:
+        return None
+    maps, targets = head_training_data(train_ids, config, log=run.say)
+    if len(maps) < MIN_MASKED_KEYFRAMES:
+        run.say(
+            f"{len(maps)} train keyframes carry masks (fewer than {MIN_MASKED_KEYFRAMES}): "
+            "training on pooled features only"
+        )
+        return None
+    run.say(f"fitting the inclusion head on the masks of {len(maps)} train keyframes")
+    return fit_inclusion_head(maps, targets, seed=config.seed)
+
+
+def _bags(
+    model_version: ModelVersion, config: ModelConfig, run: _Run
+) -> tuple[dict[str, list[Bag]], InclusionHead | None]:
     items = list(
         DatasetItem.objects.filter(version=model_version.dataset_version).values_list(
             "railcar_id", "split", "contamination_pct", "grade"
@@ -102,7 +122,8 @@ def _bags(model_version: ModelVersion, config: ModelConfig, run: _Run) -> dict[s
         progress=0.02,
         stage="features",
     )
-    features = railcar_features([i[0] for i in items], config, log=run.say)
+    inclusion = _inclusion_head([i[0] for i in items if i[1] == Split.TRAIN], config, run)
+    features = model_bags([i[0] for i in items], config, inclusion=inclusion, log=run.say)
     grade_index = {grade: i for i, grade in enumerate(config.grades)}
     bags: dict[str, list[Bag]] = {split: [] for split in Split.values}
     for railcar_id, split, contamination, grade in items:
@@ -116,13 +137,13 @@ def _bags(model_version: ModelVersion, config: ModelConfig, run: _Run) -> dict[s
             Bag(features[railcar_id], float(contamination), grade_index[grade], railcar_id)
         )
     run.say(", ".join(f"{split}: {len(b)} railcars" for split, b in bags.items()), progress=0.3)
-    return bags
+    return bags, inclusion
 
 
 def _train(model_version: ModelVersion, run: _Run) -> tuple[TrainedModel, dict[str, object]]:
     config = config_from_dict(model_version.settings)
     key = feature_key(config)
-    bags = _bags(model_version, config, run)
+    bags, inclusion = _bags(model_version, config, run)
     for split in (Split.TRAIN, Split.VAL):
         if not bags[split]:
             raise TrainingError(
@@ -136,6 +157,7 @@ def _train(model_version: ModelVersion, run: _Run) -> tuple[TrainedModel, dict[s
         config,
         feature_key=key,
         progress=lambda fraction, line: run.say(line, progress=0.3 + 0.6 * fraction),
+        inclusion=inclusion,
     )
     run.say(f"best epoch {trained.best_epoch}; evaluating", progress=0.92, stage="evaluating")
     metrics: dict[str, object] = {
@@ -147,11 +169,23 @@ def _train(model_version: ModelVersion, run: _Run) -> tuple[TrainedModel, dict[s
     champion = registry.production()
     if champion is not None and champion.metrics.get("feature_key") == key:
         try:
-            measured = evaluate(registry.load(champion), bags[Split.VAL])
+            champion_model = registry.load(champion)
+            measured = evaluate(champion_model, _rebuilt(champion_model, bags))
             metrics["champion_val"] = {"model": champion.number, "mae": measured["mae"]}
         except ArtifactError as exc:
             run.say(f"production model not measured on this validation split: {exc}")
     return trained, metrics
+
+
+def _rebuilt(trained: TrainedModel, bags: dict[str, list[Bag]]) -> list[Bag]:
+    """The validation bags as `trained` reads them (its own inclusion head, if any)."""
+    val = bags[Split.VAL]
+    features = model_bags([b.railcar_id for b in val], trained.config, inclusion=trained.inclusion)
+    return [
+        Bag(features[b.railcar_id], b.contamination, b.grade, b.railcar_id)
+        for b in val
+        if b.railcar_id in features
+    ]
 
 
 def _succeed(

@@ -28,7 +28,7 @@ from labeling.models import Railcar
 from mlloop import registry
 from mlloop.artifacts import ArtifactError, TrainedModel
 from mlloop.config import feature_key
-from mlloop.features import railcar_features
+from mlloop.feature_maps import model_bags
 from mlloop.models import ModelVersion, RailcarScore
 from mlloop.selection import diverse_order, uncertainty
 from mlloop.training import ensemble_predictions
@@ -142,7 +142,7 @@ def score_railcars(
     predictions: list[Prediction] = []
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start : start + CHUNK]
-        bags = railcar_features(chunk, trained.config, log=logger.warning)
+        bags = model_bags(chunk, trained.config, inclusion=trained.inclusion, log=logger.warning)
         report.skipped += [pk for pk in chunk if pk not in bags]
         found = [pk for pk in chunk if pk in bags]
         scored += found

@@ -19,6 +19,7 @@ import torch
 
 from mlloop.artifacts import TrainedModel
 from mlloop.config import ModelConfig
+from mlloop.inclusion import InclusionHead
 from mlloop.model import MilModel, mil_loss
 
 # progress(fraction 0-1, message) while fitting.
@@ -105,7 +106,11 @@ def fit(
     *,
     feature_key: str = "",
     progress: Progress | None = None,
+    inclusion: InclusionHead | None = None,
 ) -> TrainedModel:
+    """Train the heads on `train_bags`, keep the epoch best on `val_bags`. `inclusion` is the
+    head whose summaries the bags already carry (mlloop.feature_maps.model_bags); it is stored
+    with the model so that scoring builds the same bags."""
     n_grades = len(config.grades)
     _check_bags(train_bags, "train", n_grades)
     _check_bags(val_bags, "val", n_grades)
@@ -140,7 +145,7 @@ def fit(
         model.parameters(), lr=config.lr, weight_decay=config.weight_decay
     )
 
-    trained = TrainedModel(model=model, config=config, feature_key=feature_key)
+    trained = TrainedModel(model=model, config=config, feature_key=feature_key, inclusion=inclusion)
     best_mae, best_state = math.inf, None
     for epoch in range(1, config.epochs + 1):
         model.train()
