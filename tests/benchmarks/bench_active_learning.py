@@ -42,23 +42,31 @@ setup_django()
 
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
+from scipy import ndimage  # noqa: E402
 from scipy.stats import spearmanr  # noqa: E402
 
 from adjudication import aggregation  # noqa: E402
 from adjudication.policies import METHOD, STD_KIND, STD_THRESHOLD, AggregationPolicy  # noqa: E402
 from mlloop import scoring  # noqa: E402
 from mlloop.config import ModelConfig, weights_digest  # noqa: E402
-from mlloop.features import FeatureExtractor  # noqa: E402
+from mlloop.features import FeatureExtractor, crop_box  # noqa: E402
+from mlloop.inclusion import cell_targets, fit_inclusion_head, summary  # noqa: E402
 from mlloop.selection import diverse_order  # noqa: E402
 from mlloop.training import Bag, evaluate, fit  # noqa: E402
 from operations import synth  # noqa: E402
+from operations import synth_scene as scene  # noqa: E402
 from operations.simulation import RaterPanel  # noqa: E402
-from operations.synth_scrap import GRADES  # noqa: E402
+from operations.synth_scrap import GRADES, SOIL  # noqa: E402
 from scrapannot.policy import registered  # noqa: E402
 
 DATA_SEED = 2026
 RATERS = 12
 PER_RAILCAR = 3
+
+
+MASK_RATERS = 3
+MASK_DROP = 0.25  # share of inclusion pieces a simulated annotator misses
+MASK_STEP = 4  # the raters' mean coverage is kept at 1/4 of the crop's resolution
 
 
 @dataclass(frozen=True)
@@ -67,10 +75,38 @@ class Railcar:
     railcar_boxes: list[tuple[int, int, int, int]]  # per keyframe, as Frame.railcar_box
     truth_pct: float
     grade: str
+    # Per keyframe, the mean of MASK_RATERS simulated annotators' masks over the railcar crop
+    # (float16, MASK_STEP times coarser than the pixels).
+    mask_coverage: list[np.ndarray]
+
+
+def simulated_masks(
+    inclusions: np.ndarray, box: tuple[int, int, int, int], rng: np.random.Generator
+) -> np.ndarray:
+    """What MASK_RATERS annotators would mark on one keyframe's railcar crop, averaged: each
+    misses MASK_DROP of the inclusion pieces at random and draws its outlines one pixel too
+    wide or too narrow half of the time (SAM-assisted masks follow edges, imperfectly)."""
+    x0, y0, x1, y1 = crop_box(box, inclusions.shape[1], inclusions.shape[0])
+    crop = inclusions[y0:y1, x0:x1]
+    pieces, count = ndimage.label(crop)
+    total = np.zeros(crop.shape, np.float32)
+    for _ in range(MASK_RATERS):
+        keep = np.concatenate([[False], rng.random(count) >= MASK_DROP])
+        mask = keep[pieces]
+        edge = rng.integers(3)
+        if edge == 1:
+            mask = ndimage.binary_dilation(mask)
+        elif edge == 2:
+            mask = ndimage.binary_erosion(mask)
+        total += mask
+    coarse = Image.fromarray(total / MASK_RATERS, mode="F")
+    size = (max(1, crop.shape[1] // MASK_STEP), max(1, crop.shape[0] // MASK_STEP))
+    return np.asarray(coarse.resize(size, Image.Resampling.BOX), dtype=np.float16)
 
 
 def render(args: tuple[int, int, int, tuple[int, int]]) -> Railcar:
-    """One synthetic railcar's keyframes (in a worker process: rendering is the slow part)."""
+    """One synthetic railcar's keyframes and its annotators' masks (in a worker process:
+    rendering is the slow part). The masks mark inclusions the magnet does not hide."""
     index, width, height, layers = args
     unloading = synth.render_unloading(
         rng=synth.railcar_rng(seed=DATA_SEED, index=index),
@@ -81,11 +117,21 @@ def render(args: tuple[int, int, int, tuple[int, int]]) -> Railcar:
         defect_share=0.0,
     )
     grabbed = [i for i, grab in enumerate(unloading.grabs) if grab is not None]
+    rng = np.random.default_rng([DATA_SEED, index, 7])
+    coverage = []
+    for i in grabbed:
+        magnet = np.zeros((height, width, 3), np.uint8)
+        centre, radius = unloading._magnet[i]
+        scene.draw_magnet(magnet, centre=centre, radius=radius, pivot=unloading._pivot)
+        classes = unloading.layer_classes[unloading.surface_layers[i] - 1]
+        inclusions = (classes >= SOIL) & ~magnet.any(axis=2)
+        coverage.append(simulated_masks(inclusions, unloading.railcar_boxes[i], rng))
     return Railcar(
         [unloading.frame(i) for i in grabbed],
         [tuple(unloading.railcar_boxes[i]) for i in grabbed],
         unloading.contamination_pct,
         unloading.grade,
+        coverage,
     )
 
 
@@ -122,20 +168,58 @@ def rater_labels(railcars: list[Railcar], rng: np.random.Generator) -> Labels:
     return Labels(np.asarray(values), np.asarray(grades), sent / len(railcars))
 
 
-def extract(railcars: list[Railcar], config: ModelConfig) -> tuple[list[np.ndarray], float]:
-    """Each railcar's bag of layer features, and the frames per second it took."""
+@dataclass
+class Inputs:
+    """Per railcar: its layers' pooled features, and with masks on, their feature maps and the
+    simulated annotators' cell targets (the inclusion head's training data)."""
+
+    pooled: list[np.ndarray]
+    maps: list[list[np.ndarray]]
+    targets: list[list[np.ndarray]]
+
+    def bags(self, labeled: list[int], seed: int) -> list[np.ndarray]:
+        """Every railcar's bag as the product builds it after training on `labeled`: pooled
+        features, plus the summary of an inclusion head fitted on the labeled railcars' masks
+        (mlloop.runs does the same with the train split's masks)."""
+        if not self.maps:
+            return self.pooled
+        head = fit_inclusion_head(
+            [m.astype(np.float32) for i in labeled for m in self.maps[i]],
+            [t for i in labeled for t in self.targets[i]],
+            seed=seed,
+        )
+        return [
+            np.concatenate([pooled, np.stack([summary(head, m) for m in maps])], axis=1)
+            for pooled, maps in zip(self.pooled, self.maps, strict=True)
+        ]
+
+
+def extract(railcars: list[Railcar], config: ModelConfig, *, masks: bool) -> tuple[Inputs, float]:
+    """Each railcar's inputs, and the frames per second the backbone took."""
     extractor = FeatureExtractor(config)
     images = [Image.fromarray(f) for r in railcars for f in r.keyframes]
     boxes = [box for r in railcars for box in r.railcar_boxes]
     extractor.extract(images[: config.feature_batch], boxes[: config.feature_batch])  # warm up
     start = time.perf_counter()
-    features = extractor.extract(images, boxes)
+    if masks:
+        features, maps = extractor.extract_maps(images, boxes)
+    else:
+        features, maps = extractor.extract(images, boxes), []
     rate = len(images) / (time.perf_counter() - start)
-    bags, at = [], 0
+    inputs, at = Inputs([], [], []), 0
     for railcar in railcars:
-        bags.append(features[at : at + len(railcar.keyframes)])
+        layers = slice(at, at + len(railcar.keyframes))
+        inputs.pooled.append(features[layers])
+        if masks:
+            inputs.maps.append([m.astype(np.float16) for m in maps[layers]])
+            inputs.targets.append(
+                [
+                    cell_targets(cover.astype(np.float32), m.shape[:2])
+                    for cover, m in zip(railcar.mask_coverage, maps[layers], strict=True)
+                ]
+            )
         at += len(railcar.keyframes)
-    return bags, rate
+    return inputs, rate
 
 
 @dataclass
@@ -193,38 +277,43 @@ def test_metrics(trained, test: list[Bag], train_labels: list[Bag]) -> dict[str,
 
 def run_seed(
     seed: int,
-    features: list[np.ndarray],
+    inputs: Inputs,
     railcars: list[Railcar],
     labels: Labels,
     args: argparse.Namespace,
     config: ModelConfig,
     timing: Timing,
+    *,
+    strategies: tuple[str, ...] = ("uncertainty", "random"),
+    rounds: int | None = None,
 ) -> dict[str, dict[str, float]]:
+    rounds = args.rounds if rounds is None else rounds
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(railcars))
     test_ids = order[: args.test]
     val_ids = order[args.test : args.test + args.val]
     pool_ids = order[args.test + args.val :]
-
-    def labeled(i: int) -> Bag:
-        return Bag(features[i], float(labels.contamination[i]), int(labels.grades[i]))
-
-    test = [
-        Bag(features[i], railcars[i].truth_pct, GRADES.index(railcars[i].grade)) for i in test_ids
-    ]
-    val = [labeled(i) for i in val_ids]
     config = ModelConfig(**{**config.as_dict(), "seed": seed, "grades": tuple(GRADES)})
     seed_set = list(rng.choice(pool_ids, size=args.seed_set, replace=False))
     results = {}
-    for strategy in ("uncertainty", "random"):
+    for strategy in strategies:
         chosen = list(seed_set)
         pick_rng = np.random.default_rng([seed, 1])
         curve = []
-        for round_ in range(args.rounds + 1):
+        for round_ in range(rounds + 1):
+            features = inputs.bags(chosen, seed)
+
+            def labeled(i: int, features: list[np.ndarray] = features) -> Bag:
+                return Bag(features[i], float(labels.contamination[i]), int(labels.grades[i]))
+
+            test = [
+                Bag(features[i], railcars[i].truth_pct, GRADES.index(railcars[i].grade))
+                for i in test_ids
+            ]
             train_bags = [labeled(i) for i in chosen]
-            model = train(train_bags, val, config, timing)
+            model = train(train_bags, [labeled(i) for i in val_ids], config, timing)
             curve.append(test_metrics(model, test, train_bags))
-            if round_ == args.rounds:
+            if round_ == rounds:
                 if strategy == "uncertainty":
                     results["spearman"] = error_rank_correlation(model, test, timing)
                 break
@@ -236,6 +325,40 @@ def run_seed(
                 chosen += [rest[p] for p in picks]
         results[strategy] = curve
     return results
+
+
+def final_random(
+    seed: int,
+    inputs: Inputs,
+    railcars: list[Railcar],
+    labels: Labels,
+    args: argparse.Namespace,
+    config: ModelConfig,
+    timing: Timing,
+) -> dict[str, float]:
+    """Test metrics after the whole budget picked at random (the ablation's protocol): the
+    same seed set and random picks as the random curve's last round."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(railcars))
+    pool_ids = order[args.test + args.val :]
+    seed_set = list(rng.choice(pool_ids, size=args.seed_set, replace=False))
+    pick_rng = np.random.default_rng([seed, 1])
+    chosen = list(seed_set)
+    for _ in range(args.rounds):
+        rest = [i for i in pool_ids if i not in set(chosen)]
+        chosen += list(pick_rng.choice(rest, size=args.per_round, replace=False))
+    features = inputs.bags(chosen, seed)
+    config = ModelConfig(**{**config.as_dict(), "seed": seed, "grades": tuple(GRADES)})
+
+    def bag(i: int, truth: bool = False) -> Bag:
+        if truth:
+            return Bag(features[i], railcars[i].truth_pct, GRADES.index(railcars[i].grade))
+        return Bag(features[i], float(labels.contamination[i]), int(labels.grades[i]))
+
+    train_bags = [bag(i) for i in chosen]
+    val = [bag(i) for i in order[args.test : args.test + args.val]]
+    model = train(train_bags, val, config, timing)
+    return test_metrics(model, [bag(i, True) for i in order[: args.test]], train_bags)
 
 
 def labels_to_reach(curve_n: list[float], curve_mae: list[float], target: float) -> float | None:
@@ -282,6 +405,12 @@ def main() -> None:
     parser.add_argument("--ensemble", type=int, default=ModelConfig.ensemble)
     parser.add_argument("--width", type=int, default=640, help="rendered frame width (16:9)")
     parser.add_argument("--layers", type=int, nargs=2, default=(2, 4))
+    parser.add_argument(
+        "--no-masks", action="store_true", help="pooled features only (no inclusion head)"
+    )
+    parser.add_argument(
+        "--ablation-seeds", type=int, default=3, help="seeds of the ablation table (0: none)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     total = args.test + args.val + args.pool
@@ -310,7 +439,17 @@ def main() -> None:
     print(
         f"features: stages {config.stages} of {config.backbone}, weights {weights_digest(config)}"
     )
-    features, frames_per_s = extract(railcars, config)
+    inputs, frames_per_s = extract(railcars, config, masks=not args.no_masks)
+    print(
+        "masks: "
+        + (
+            "off"
+            if args.no_masks
+            else f"{MASK_RATERS} simulated annotators per railcar, inclusion head on stage "
+            f"{config.dense_stage} maps ({inputs.maps[0][0].shape[0]}x"
+            f"{inputs.maps[0][0].shape[1]} cells of {inputs.maps[0][0].shape[2]} channels)"
+        )
+    )
     # The heads are small: one thread trains and scores them fastest (measured: about 3x the
     # speed of two threads on a busy 2-CPU machine); the backbone above used every core.
     torch.set_num_threads(1)
@@ -329,7 +468,7 @@ def main() -> None:
     timing = Timing()
     per_seed = []
     for seed in range(args.seeds):
-        results = run_seed(seed, features, railcars, labels, args, config, timing)
+        results = run_seed(seed, inputs, railcars, labels, args, config, timing)
         print_curve(
             f"seed {seed} (Spearman of uncertainty vs |error|: {results['spearman']:.2f})", results
         )
@@ -369,7 +508,49 @@ def main() -> None:
         f"({args.ensemble} heads each); "
         f"scoring {timing.scored / timing.score_seconds:.0f} railcars/s"
     )
+    if args.ablation_seeds:
+        ablation(railcars, labels, inputs, per_seed, args, config, timing)
     print(f"total {time.perf_counter() - start:.0f} s")
+
+
+def ablation(
+    railcars: list[Railcar],
+    labels: Labels,
+    inputs: Inputs,
+    per_seed: list[dict],
+    args: argparse.Namespace,
+    config: ModelConfig,
+    timing: Timing,
+) -> None:
+    """What each part adds, at the full budget, mean of the first --ablation-seeds seeds."""
+    seeds = range(min(args.ablation_seeds, args.seeds))
+    budget = args.seed_set + args.rounds * args.per_round
+    random_init = ModelConfig(**{**config.as_dict(), "pretrained_weights": "none"})
+    plain, _ = extract(railcars, random_init, masks=False)
+    rows = [
+        ("random-init backbone, pooled stages 0-1, random picks", plain),
+        ("+ ImageNet weights (pooled stages 1-3)", Inputs(inputs.pooled, [], [])),
+    ]
+    if inputs.maps:
+        rows.append(("+ the masks (inclusion head)", inputs))
+    print(f"\nablation after {budget} labels, mean of {len(seeds)} seeds (test split, truth)")
+    print(f"{'configuration':<58} {'MAE':>6} {'R2':>6} {'F1':>6} {'MAE/mean':>8}")
+    for name, rows_inputs in rows:
+        found = [
+            final_random(s, rows_inputs, railcars, labels, args, config, timing) for s in seeds
+        ]
+        mean = {k: statistics.fmean(f[k] for f in found) for k in found[0]}
+        print(
+            f"{name:<58} {mean['mae']:6.3f} {mean['r2']:6.3f} {mean['f1']:6.3f} "
+            f"{mean['mae'] / mean['mean_mae']:8.2f}"
+        )
+    chosen = [per_seed[s]["uncertainty"][-1] for s in seeds]
+    mean = {k: statistics.fmean(c[k] for c in chosen) for k in chosen[0]}
+    print(
+        f"{'+ uncertainty and diversity picks (the product)':<58} {mean['mae']:6.3f} "
+        f"{mean['r2']:6.3f} {mean['f1']:6.3f} {mean['mae'] / mean['mean_mae']:8.2f}"
+    )
+    print(f"{'fine-tuning the backbone':<58} not built (see the README)")
 
 
 if __name__ == "__main__":
