@@ -13,7 +13,12 @@ WEBHOOK_TIME_LIMIT_S = 120
 EXPLANATION_TIME_LIMIT_S = 300
 
 
-@shared_task(name="operations.deliver_webhook", acks_late=True, time_limit=WEBHOOK_TIME_LIMIT_S)
+@shared_task(
+    name="operations.deliver_webhook",
+    acks_late=True,
+    soft_time_limit=WEBHOOK_TIME_LIMIT_S - 20,
+    time_limit=WEBHOOK_TIME_LIMIT_S,
+)
 def deliver_webhook(delivery_id: int, attempt: int) -> float | None:
     from operations import webhooks
 
@@ -26,7 +31,10 @@ def deliver_webhook(delivery_id: int, attempt: int) -> float | None:
 
 
 @shared_task(
-    name="operations.compute_explanation", acks_late=True, time_limit=EXPLANATION_TIME_LIMIT_S
+    name="operations.compute_explanation",
+    acks_late=True,
+    soft_time_limit=EXPLANATION_TIME_LIMIT_S - 30,
+    time_limit=EXPLANATION_TIME_LIMIT_S,
 )
 def compute_explanation(railcar_id: int, layer_index: int, model_version_id: int) -> int | None:
     from labeling.models import Railcar
