@@ -106,12 +106,11 @@ def _cam_model(trained: "TrainedModel", features: "FeatureExtractor") -> "torch.
     return CamModel().eval()
 
 
-def heatmap_png(*, trained: "TrainedModel", frame: Frame) -> tuple[bytes, int, int]:
-    """The Grad-CAM of the contamination output on `frame`, blended over the whole keyframe
-    (zero heat outside the railcar crop the model saw): PNG bytes, width, height."""
+def keyframe_heat(*, trained: "TrainedModel", frame: Frame) -> tuple[Image.Image, np.ndarray]:
+    """The keyframe (RGB) and the Grad-CAM of the contamination output on it, [height, width]
+    in 0-1, zero outside the railcar crop the model saw."""
     import torch
     from pytorch_grad_cam import GradCAM
-    from pytorch_grad_cam.utils.image import show_cam_on_image
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     from mlloop.features import crop_box, extractor, load_image
@@ -132,8 +131,16 @@ def heatmap_png(*, trained: "TrainedModel", frame: Frame) -> tuple[bytes, int, i
         (x1 - x0, y1 - y0), Image.Resampling.BILINEAR
     )
     full[y0:y1, x0:x1] = np.clip(np.asarray(resized), 0.0, 1.0)
+    return image, full
+
+
+def heatmap_png(*, trained: "TrainedModel", frame: Frame) -> tuple[bytes, int, int]:
+    """The heat blended over the whole keyframe (JET colormap): PNG bytes, width, height."""
+    from pytorch_grad_cam.utils.image import show_cam_on_image
+
+    image, heat = keyframe_heat(trained=trained, frame=frame)
     rgb = np.asarray(image, dtype=np.float32) / 255.0
-    overlay = show_cam_on_image(rgb, full, use_rgb=True, image_weight=0.55)
+    overlay = show_cam_on_image(rgb, heat, use_rgb=True, image_weight=0.55)
     out = io.BytesIO()
     Image.fromarray(overlay).save(out, format="PNG", optimize=True)
     return out.getvalue(), image.width, image.height
