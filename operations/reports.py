@@ -46,6 +46,9 @@ def _estimate(estimate: LiveEstimate | None) -> dict[str, Any] | None:
         "expected_error_pct": round(estimate.expected_error_pct, 2),
         "model_version": estimate.model_version.number,
         "estimated_at": _iso(estimate.created_at),
+        # Each scored layer's attention weight and own estimate (seed 000, section 4): which
+        # layers the railcar's estimate rests on.
+        "per_layer": list(estimate.per_layer),
     }
 
 

@@ -42,6 +42,7 @@ def test_the_report_holds_every_field_the_seed_lists():
     assert est["grade_probs"]["3A1"] == 0.7
     assert est["confidence"] == 0.8 and est["expected_error_pct"] == 0.61
     assert est["model_version"] == 7 and est["estimated_at"]
+    assert [layer["layer"] for layer in est["per_layer"]] == [1, 2]
     assert report["layers"] == {"total": 3, "eligible": 2, "scored": 2}
     assert report["quality_flags"] == {"blur": 1, "haze": 2}
     assert report["anomalies"]["ineligible_frames"] == 1
@@ -76,6 +77,8 @@ def test_an_operator_of_the_line_reads_the_page_and_its_printable_version():
     assert page.status_code == 200
     assert b"RC-55509876" in page.content and b"4.3 %" in page.content
     assert page["Cache-Control"] == "private, no-store"
+    gradcam = reverse("operations:explanation", args=[railcar.pk, 2])
+    assert f'href="{gradcam}"'.encode() in page.content and b"0.500" in page.content
     printable = client.get(reverse("operations:report", args=[railcar.pk]) + "?print=1")
     assert printable.status_code == 200 and b"@media print" in printable.content
     assert b"RC-55509876" in printable.content
