@@ -31,6 +31,17 @@ def deliver_webhook(delivery_id: int, attempt: int) -> float | None:
 
 
 @shared_task(
+    name="operations.resend_stalled_webhooks",
+    soft_time_limit=WEBHOOK_TIME_LIMIT_S - 20,
+    time_limit=WEBHOOK_TIME_LIMIT_S,
+)
+def resend_stalled_webhooks() -> int:
+    from operations import webhooks
+
+    return webhooks.resend_stalled()
+
+
+@shared_task(
     name="operations.compute_explanation",
     acks_late=True,
     soft_time_limit=EXPLANATION_TIME_LIMIT_S - 30,

@@ -32,6 +32,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from labeling.models import Railcar
@@ -49,6 +50,10 @@ TIMESTAMP_HEADER = "X-Scrapannot-Timestamp"
 DELIVERY_HEADER = "X-Scrapannot-Delivery"
 EVENT_HEADER = "X-Scrapannot-Event"
 RETRYABLE_CODES = {408, 429}
+# A pending delivery whose next attempt is this late lost its message (the broker refused the
+# enqueue, or was restarted without persistence): the reconciler sends it again. Well above the
+# task's time limit (report_tasks.WEBHOOK_TIME_LIMIT_S), so a live attempt is never doubled.
+STALLED_AFTER_S = 300
 Status = WebhookDelivery.Status
 
 
@@ -250,6 +255,22 @@ def attempt_delivery(*, delivery_id: int, attempt: int) -> float | None:
                          "event": delivery.event, "attempts": attempt, "code": answer.code},
             )  # fmt: skip
     return retry_in
+
+
+def resend_stalled(*, now: dt.datetime | None = None) -> int:
+    """Enqueue the next attempt of every pending delivery whose message seems lost; how many.
+    Safe against a message that was only late: the attempt number gates each send."""
+    from operations.report_tasks import deliver_webhook
+    from scrapannot.enqueue import enqueue
+
+    cutoff = (now or timezone.now()) - dt.timedelta(seconds=STALLED_AFTER_S)
+    stalled = WebhookDelivery.objects.filter(status=Status.PENDING).filter(
+        Q(next_attempt_at__lt=cutoff) | Q(next_attempt_at__isnull=True, created_at__lt=cutoff)
+    )
+    sent = 0
+    for pk, attempts in stalled.values_list("pk", "attempts").iterator():
+        sent += enqueue(deliver_webhook, pk, attempts + 1)
+    return sent
 
 
 def replay(*, delivery: WebhookDelivery, actor: AbstractBaseUser) -> WebhookDelivery:

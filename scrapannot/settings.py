@@ -244,6 +244,7 @@ CELERY_TASK_ROUTES = {
     # explanations never hold up live scoring. Webhook POSTs wait on the network: their own too.
     "operations.compute_explanation": {"queue": "explanations"},
     "operations.deliver_webhook": {"queue": "webhooks"},
+    "operations.resend_stalled_webhooks": {"queue": "webhooks"},
 }
 CELERY_TIMEZONE = TIME_ZONE
 

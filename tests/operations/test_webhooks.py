@@ -1,6 +1,7 @@
 """Signed webhooks against a real HTTP receiver: the signature, retries with backoff, the
 delivery log, permanent failures, replay, and a redelivered task that does not send twice."""
 
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -9,9 +10,10 @@ import socket
 import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
+from django.utils import timezone
 
 from operations import webhooks
-from operations.report_tasks import deliver_webhook
+from operations.report_tasks import deliver_webhook, resend_stalled_webhooks
 from operations.reports import unloading_report
 from operations.webhook_models import WebhookDelivery, WebhookEndpoint
 from scrapannot.models import AuditEvent
@@ -237,3 +239,22 @@ def test_a_delivery_to_a_destination_refused_since_is_a_permanent_failure(
 def test_an_unknown_event_is_a_programming_error():
     with pytest.raises(ValueError):
         webhooks.report_changed(railcar=unloading(), event="made-up")
+
+
+def test_a_delivery_whose_message_was_lost_is_sent_by_the_reconciler(
+    django_capture_on_commit_callbacks,
+):
+    with receiver(200) as hook:
+        endpoint(hook.url)
+        # No on-commit send: as if the broker had refused the enqueue.
+        (lost,) = webhooks.report_changed(railcar=unloading(line="L1"), event="estimate")
+        (fresh,) = webhooks.report_changed(railcar=unloading(line="L1"), event="estimate")
+        late = timezone.now() - dt.timedelta(seconds=webhooks.STALLED_AFTER_S + 1)
+        WebhookDelivery.objects.filter(pk=lost.pk).update(created_at=late)
+
+        assert resend_stalled_webhooks.apply().get() == 1
+
+    lost.refresh_from_db()
+    fresh.refresh_from_db()
+    assert lost.status == Status.SUCCEEDED and fresh.status == Status.PENDING
+    assert [r.headers["X-Scrapannot-Delivery"] for r in hook.received] == [str(lost.uid)]
