@@ -55,6 +55,19 @@ def window(*, day: dt.date, shift: int | None = None) -> tuple[dt.datetime, dt.d
     return moments[shift - 1], moments[shift]
 
 
+def shift_of(moment: dt.datetime) -> tuple[dt.date, int]:
+    """The production day and the shift (1-based) that `moment` falls in."""
+    zone = ZoneInfo(settings.OPERATIONS_REPORTS["SHIFT_TIME_ZONE"])
+    local = moment.astimezone(zone)
+    day = local.date()
+    if local.time() < shift_starts()[0]:
+        day -= dt.timedelta(days=1)  # the small hours belong to the previous day's last shift
+    for shift in range(len(shift_starts()), 0, -1):
+        if window(day=day, shift=shift)[0] <= local:
+            return day, shift
+    raise AssertionError("unreachable: the day's first shift starts at or before `moment`")
+
+
 def railcars_in(railcars: QuerySet[Railcar], *, day: dt.date, shift: int | None) -> QuerySet:
     start, end = window(day=day, shift=shift)
     return railcars.filter(unloading_started_at__gte=start, unloading_started_at__lt=end).order_by(

@@ -30,7 +30,7 @@ from rest_framework.views import APIView
 from labeling.models import Layer, Railcar
 from operations import explanations, webhooks
 from operations.access import railcar_for, visible_railcars
-from operations.report_csv import csv_lines, railcars_in
+from operations.report_csv import csv_lines, railcars_in, shift_of
 from operations.reports import unloading_report
 from operations.webhook_models import WebhookDelivery
 from scrapannot.api import HasRole
@@ -45,7 +45,10 @@ PAGE_SIZE = 50
 def report(request: HttpRequest, railcar_id: int) -> HttpResponse:
     railcar = railcar_for(request.user, railcar_id)
     layers = Layer.objects.filter(railcar=railcar, keyframe__isnull=False).order_by("index")
+    day, shift = shift_of(railcar.unloading_started_at)
     context = {
+        "day": day.isoformat(),
+        "shift": shift,
         "report": unloading_report(railcar),
         "railcar": railcar,
         "layer_indexes": list(layers.values_list("index", flat=True)),

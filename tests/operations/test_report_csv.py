@@ -8,7 +8,7 @@ import io
 import pytest
 from django.urls import reverse
 
-from operations.report_csv import COLUMNS, safe_cell, window
+from operations.report_csv import COLUMNS, safe_cell, shift_of, window
 from tests.conftest import client_for
 from tests.operations.report_factories import amend, escalate, estimate, operator_of, unloading
 
@@ -41,6 +41,24 @@ def test_shift_three_runs_past_midnight_and_the_day_is_its_three_shifts(shifts):
     assert window(day=DAY) == (at(DAY, 6), at(DAY + dt.timedelta(days=1), 6))
     with pytest.raises(ValueError):
         window(day=DAY, shift=4)
+
+
+def test_the_small_hours_belong_to_the_previous_days_last_shift(shifts):
+    assert shift_of(at(DAY, 6)) == (DAY, 1)
+    assert shift_of(at(DAY, 13, 59)) == (DAY, 1)
+    assert shift_of(at(DAY, 14)) == (DAY, 2)
+    assert shift_of(at(DAY, 23)) == (DAY, 3)
+    assert shift_of(at(DAY, 5, 59)) == (DAY - dt.timedelta(days=1), 3)
+
+
+def test_the_report_page_links_the_csv_of_the_unloadings_own_shift_and_day(shifts):
+    railcar = unloading(line="L1", started=at(DAY, 2), real_id="RC-NIGHT")
+    client = client_for(operator_of("olga", "L1"))
+    page = client.get(reverse("operations:report", args=[railcar.pk])).content.decode()
+    previous = DAY - dt.timedelta(days=1)
+    assert f"reports.csv?day={previous}&amp;shift=3" in page
+    response = client.get(reverse("operations:reports-csv") + f"?day={previous}&shift=3")
+    assert [r["real_id"] for r in rows(response)] == ["RC-NIGHT"]
 
 
 def test_shift_times_are_local_to_the_configured_zone(settings):
