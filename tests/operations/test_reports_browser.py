@@ -43,5 +43,5 @@ def test_an_operator_reads_prints_and_downloads_the_report(page: Page, log_in, l
     with page.expect_download() as download:
         page.get_by_role("link", name="CSV of the day").click()
     assert download.value.suggested_filename == "reports-2026-12-01.csv"
-    (row,) = csv.DictReader(io.StringIO(open(download.value.path(), encoding="utf-8").read()))
+    (row,) = csv.DictReader(io.StringIO(download.value.path().read_text(encoding="utf-8")))
     assert row["real_id"] == "RC-40404040" and row["decision_grade"] == "3AH"
