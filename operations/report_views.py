@@ -119,10 +119,12 @@ def explanation(request: HttpRequest, railcar_id: int, index: int) -> HttpRespon
     if found is None:
         response = HttpResponse("Computing; retry shortly.", status=202, content_type="text/plain")
         response["Retry-After"] = "3"
-    else:
-        response = HttpResponse(explanations.png_bytes(found), content_type="image/png")
-        response["Content-Disposition"] = "inline; filename=gradcam.png"
-    # The heatmap reveals the model's view of the railcar: never kept by a shared cache.
+        response["Cache-Control"] = "private, no-store"  # the image is coming: ask again
+        return response
+    response = HttpResponse(explanations.png_bytes(found), content_type="image/png")
+    response["Content-Disposition"] = "inline; filename=gradcam.png"
+    # The heatmap reveals the model's view of the railcar: never kept by a shared cache. Short
+    # in the browser's, since the URL serves whichever model is in production.
     response["Cache-Control"] = "private, max-age=300"
     return response
 
