@@ -120,8 +120,13 @@ def keyframe_heat(*, trained: "TrainedModel", frame: Frame) -> tuple[Image.Image
     tensor = torch.from_numpy(features.preprocess(image, frame.railcar_box))[None]
     tensor = tensor.to(trained.config.device)
     model = _cam_model(trained, features)
-    with torch.enable_grad(), GradCAM(model=model, target_layers=[model.target]) as cam:
-        heat = cam(input_tensor=tensor, targets=[ClassifierOutputTarget(0)])[0]
+    try:
+        with torch.enable_grad(), GradCAM(model=model, target_layers=[model.target]) as cam:
+            heat = cam(input_tensor=tensor, targets=[ClassifierOutputTarget(0)])[0]
+    finally:
+        # The backbone and heads are the process's shared, cached ones (scoring uses them too):
+        # leave no gradients behind on them.
+        model.zero_grad(set_to_none=True)
     box = None
     if trained.config.crop_to_railcar and frame.railcar_box is not None:
         box = crop_box(frame.railcar_box, image.width, image.height)
