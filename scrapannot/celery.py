@@ -29,3 +29,5 @@ class Task(CeleryTask):
 app = Celery("scrapannot", task_cls=Task)
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# The operator application keeps the reports helper's tasks apart from operations/tasks.py.
+app.autodiscover_tasks(related_name="report_tasks")

@@ -240,6 +240,11 @@ CELERY_TASK_ROUTES = {
     # Training and scoring hold a model and many CPU cores for minutes: a queue of their own.
     "mlloop.train_model": {"queue": "training"},
     "mlloop.score_railcars": {"queue": "training"},
+    # Grad-CAM runs the backbone with gradients (seconds a layer on a CPU): its own queue, so that
+    # explanations never hold up live scoring. Webhook POSTs wait on the network: their own too.
+    "operations.compute_explanation": {"queue": "explanations"},
+    "operations.deliver_webhook": {"queue": "webhooks"},
+    "operations.resend_stalled_webhooks": {"queue": "webhooks"},
 }
 CELERY_TIMEZONE = TIME_ZONE
 
@@ -277,6 +282,23 @@ MLLOOP = {
     "LAMBDA": env_float("MLLOOP_LAMBDA", 0.5),
     "EPOCHS": env_int("MLLOOP_EPOCHS", 30),
     "DEVICE": os.environ.get("MLLOOP_DEVICE", "cpu"),
+}
+
+# The operator application's reports and webhooks (operations.report_csv, operations.webhooks).
+OPERATIONS_REPORTS = {
+    # Local start times of the shifts, in order; the last runs to the next day's first. Day D of
+    # the CSV is its shifts: from D at the first start to D+1 at the first start.
+    "SHIFT_STARTS": os.environ.get("OPERATIONS_SHIFT_STARTS", "06:00,14:00,22:00").split(","),
+    "SHIFT_TIME_ZONE": os.environ.get("OPERATIONS_SHIFT_TIME_ZONE", TIME_ZONE),
+    # Webhook receivers on private addresses (10/8, 172.16/12, 192.168/16, fc00::/7, loopback):
+    # allowed by default, because the plant's downstream systems sit on its private network.
+    # Link-local and cloud metadata addresses (169.254/16, fe80::/10) are refused whatever this
+    # says, and so are multicast, reserved and unspecified ones.
+    "WEBHOOK_ALLOW_PRIVATE": env_bool("WEBHOOK_ALLOW_PRIVATE", True),
+    "WEBHOOK_TIMEOUT_S": env_float("WEBHOOK_TIMEOUT_S", 10.0),
+    # Attempts in all (the first and its retries), spaced BACKOFF_S * 2**(n-1) seconds apart.
+    "WEBHOOK_MAX_ATTEMPTS": env_int("WEBHOOK_MAX_ATTEMPTS", 6),
+    "WEBHOOK_BACKOFF_S": env_float("WEBHOOK_BACKOFF_S", 30.0),
 }
 
 LOGGING = {
