@@ -56,12 +56,21 @@ class InclusionHead(nn.Module):
         return torch.sigmoid(logits).numpy()
 
 
+def summary_tensor(head: InclusionHead, feature_maps: torch.Tensor) -> torch.Tensor:
+    """Layers' inclusion summaries [B, SUMMARY_DIM] from feature maps [B, C, h, w]: mean
+    predicted coverage, share of cells above 0.5, 90th percentile, scaled by SUMMARY_SCALE.
+    Differentiable in the maps (but for the share), so Grad-CAM can look through it."""
+    cover = torch.sigmoid(head(feature_maps.flatten(2).transpose(1, 2)))  # [B, h*w]
+    values = [cover.mean(dim=1), (cover > 0.5).float().mean(dim=1)]
+    values.append(torch.quantile(cover, 0.9, dim=1))
+    return SUMMARY_SCALE * torch.stack(values, dim=1)
+
+
 def summary(head: InclusionHead, feature_map: np.ndarray) -> np.ndarray:
-    """A layer's inclusion summary [SUMMARY_DIM]: mean coverage, share of cells above 0.5, 90th
-    percentile, scaled by SUMMARY_SCALE."""
-    cover = head.coverage(feature_map).reshape(-1)
-    values = [cover.mean(), (cover > 0.5).mean(), np.quantile(cover, 0.9)]
-    return SUMMARY_SCALE * np.asarray(values, dtype=np.float32)
+    """One layer's summary (see `summary_tensor`) from its feature map [h, w, C]."""
+    with torch.inference_mode():
+        fmap = torch.from_numpy(np.ascontiguousarray(feature_map)).float()
+        return summary_tensor(head, fmap.permute(2, 0, 1)[None])[0].numpy()
 
 
 def cell_targets(coverage: np.ndarray, grid: tuple[int, int]) -> np.ndarray:

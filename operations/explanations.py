@@ -77,6 +77,8 @@ def png_bytes(explanation: Explanation) -> bytes:
 def _cam_model(trained: "TrainedModel", features: "FeatureExtractor") -> "torch.nn.Module":
     from torch import nn
 
+    from mlloop.inclusion import summary_tensor
+
     class CamModel(nn.Module):
         def __init__(self) -> None:
             super().__init__()
@@ -87,20 +89,28 @@ def _cam_model(trained: "TrainedModel", features: "FeatureExtractor") -> "torch.
         def forward(self, image: "torch.Tensor") -> "torch.Tensor":
             import torch
 
+            inclusion = trained.inclusion
+            dense = trained.config.dense_stage
+            maps: dict[int, torch.Tensor] = {}
             if features.stages:
-                maps = list(
-                    self.backbone.forward_intermediates(
-                        image,
-                        indices=list(features.stages),
-                        intermediates_only=True,
-                        stop_early=True,
-                    )
+                indices = sorted({*features.stages, *([dense] if inclusion else [])})
+                found = self.backbone.forward_intermediates(
+                    image, indices=indices, intermediates_only=True, stop_early=True
                 )
-                maps[-1] = self.target(maps[-1])  # the deepest stage read
-                feature = torch.cat([m.mean(dim=(2, 3)) for m in maps], dim=1)
+                maps = dict(zip(indices, found, strict=True))
+                maps[indices[-1]] = self.target(maps[indices[-1]])  # the deepest stage read
+                feature = torch.cat([maps[s].mean(dim=(2, 3)) for s in features.stages], dim=1)
             else:
                 stage = self.target(self.backbone.forward_features(image))
                 feature = self.backbone.forward_head(stage, pre_logits=True)
+                if inclusion is not None:
+                    (maps[dense],) = self.backbone.forward_intermediates(
+                        image, indices=[dense], intermediates_only=True, stop_early=True
+                    )
+            if inclusion is not None:
+                # The masks' inclusion head reads the dense stage: its summary is part of the
+                # layer's feature (mlloop.feature_maps.model_bags), so the heat sees it too.
+                feature = torch.cat([feature, summary_tensor(inclusion, maps[dense])], dim=1)
             return self.mil(feature[:, None, :]).contamination[:, None]  # [1, 1]
 
     return CamModel().eval()

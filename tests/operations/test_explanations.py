@@ -21,7 +21,15 @@ from operations.report_tasks import compute_explanation
 from scrapannot.roles import Role
 from tests.adjudication.disputes import disputed_railcar, open_case_of
 from tests.conftest import client_for
-from tests.mlloop.model_factories import production_model, scrap_railcar
+from tests.labeling.factories import annotators
+from tests.mlloop.model_factories import (
+    frozen_dataset,
+    production_model,
+    scrap_railcar,
+    splits,
+    train_run,
+)
+from tests.mlloop.test_inclusion import mask_train_split
 from tests.operations.report_factories import operator_of
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hashing")]
@@ -165,3 +173,15 @@ def test_a_senior_inspector_finds_the_explanations_on_the_adjudication_case(
 def test_operators_without_the_role_see_nothing_even_with_a_grant(model, railcar):
     annotator_with_grant = operator_of("anna", "L1", role=Role.ANNOTATOR)
     assert client_for(annotator_with_grant).get(url(railcar)).status_code == 404
+
+
+def test_a_model_that_learned_from_the_masks_is_explained_through_its_inclusion_head(railcar):
+    dataset = frozen_dataset(splits(8, 3, 0))
+    mask_train_split(dataset, annotators(1, prefix="cam"))
+    run = train_run(dataset, **TINY_CAM)
+    assert run.is_production and registry.load(run).inclusion is not None, run.log
+
+    explanation = explanations.compute(railcar=railcar, layer_index=1, model_version=run)
+
+    png = Image.open(io.BytesIO(explanations.png_bytes(explanation)))
+    assert png.size == keyframe_size(railcar)
