@@ -162,6 +162,28 @@ def head_training_data(
     return inputs, targets
 
 
+def frame_vectors(
+    frames: Iterable[Frame],
+    config: ModelConfig,
+    *,
+    inclusion: InclusionHead | None = None,
+    log: Log | None = None,
+) -> dict[int, np.ndarray]:
+    """Each keyframe's layer feature as a model reads it, by frame id: the pooled feature,
+    followed by the inclusion summary when the model has an inclusion head. Unreadable frames
+    are left out."""
+    frames = list(frames)
+    vectors = frame_features(frames, config, log=log)
+    if inclusion is None:
+        return vectors
+    maps = frame_maps(frames, config, log=log)
+    return {
+        pk: np.concatenate([vector, summary(inclusion, maps[pk])])
+        for pk, vector in vectors.items()
+        if pk in maps
+    }
+
+
 def model_bags(
     railcar_ids: Iterable[int],
     config: ModelConfig,
@@ -169,22 +191,13 @@ def model_bags(
     inclusion: InclusionHead | None = None,
     log: Log | None = None,
 ) -> dict[int, np.ndarray]:
-    """Each railcar's bag as a model reads it: per layer (its keyframe, in layer order) the
-    pooled feature, followed by the inclusion summary when the model has an inclusion head.
-    Layers whose keyframe cannot be read are left out; a railcar with none is absent."""
+    """Each railcar's bag as a model reads it: one `frame_vectors` row per layer with a
+    readable keyframe, in layer order; a railcar with none is absent."""
     rows = keyframe_rows(railcar_ids)
-    frames = list(
-        Frame.objects.filter(pk__in=[f for _, f in rows]).only("pk", "file", "railcar_box")
-    )
-    maps = frame_maps(frames, config, log=log) if inclusion is not None else {}
-    vectors = frame_features(frames, config, log=log)
+    frames = Frame.objects.filter(pk__in=[f for _, f in rows]).only("pk", "file", "railcar_box")
+    vectors = frame_vectors(frames, config, inclusion=inclusion, log=log)
     layers: dict[int, list[np.ndarray]] = {}
     for railcar_id, frame_id in rows:
-        if frame_id not in vectors:
-            continue
-        if inclusion is None:
+        if frame_id in vectors:
             layers.setdefault(railcar_id, []).append(vectors[frame_id])
-        elif frame_id in maps:
-            extra = summary(inclusion, maps[frame_id])
-            layers.setdefault(railcar_id, []).append(np.concatenate([vectors[frame_id], extra]))
     return {railcar_id: np.stack(found) for railcar_id, found in layers.items()}
