@@ -4,10 +4,12 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from labeling.urls import api_urlpatterns as labeling_api
+from operations.urls import api_urlpatterns as operations_api
 from scrapannot import views
 
 api_v1 = [
     *labeling_api,
+    *operations_api,
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
 ]
 
