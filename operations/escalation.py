@@ -177,3 +177,22 @@ def _record(
         },
     )
     return escalation
+
+
+def escalate_estimate(*, estimate_id: int) -> list[Escalation]:
+    """Evaluate the rules on a recorded estimate (by id: a worker's entry point). A gone estimate
+    is nothing to do; re-running it records nothing new."""
+    estimate = LiveEstimate.objects.select_related("railcar").filter(pk=estimate_id).first()
+    if estimate is None:
+        return []
+    return escalate_if_needed(railcar=estimate.railcar, estimate=estimate)
+
+
+def on_estimate_recorded(sender: object, **kwargs: Any) -> None:
+    """Receiver for `operations.signals.estimate_recorded` (the live scoring task sends it); the
+    lead connects it in OperationsConfig.ready once that signal exists. Takes the estimate or its
+    id, whichever the signal carries."""
+    estimate = kwargs.get("estimate")
+    estimate_id = estimate.pk if estimate is not None else kwargs.get("estimate_id")
+    if estimate_id is not None:
+        escalate_estimate(estimate_id=int(estimate_id))

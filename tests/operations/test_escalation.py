@@ -171,3 +171,16 @@ def test_the_policy_reads_every_rule_in_one_query(django_assert_num_queries):
         policy = escalation_policy()
     assert policy.contamination_above.route == "senior"
     assert policy.quality_flags.threshold == ("haze", "extraneous")
+
+
+def test_an_estimate_recorded_elsewhere_is_evaluated_by_its_id_once():
+    from operations.escalation import on_estimate_recorded
+
+    policies(contamination_above_pct=5.0, contamination_route="senior")
+    railcar = railcar_on("L1")
+    e = estimate(railcar, contamination_pct=6.0)
+
+    on_estimate_recorded(sender=None, estimate_id=e.pk)
+    on_estimate_recorded(sender=None, estimate=e)
+
+    assert Escalation.objects.filter(railcar=railcar).count() == 1

@@ -153,3 +153,15 @@ def test_the_home_page_sends_an_operator_to_the_unloadings(operator):
     page = client_for(operator).get(reverse("home"))
     assert reverse("operations:operate").encode() in page.content
     assert b'data-role="operator"' in page.content
+
+
+def test_an_admin_edits_the_rationale_codes_on_the_policies_page(admin_user, operator, railcar):
+    estimate(railcar)
+    client_for(admin_user).post(
+        reverse("policies"), {"key": "operate.rationale_codes", "value": "lab_sample,other"}
+    )
+
+    page = client_for(operator).get(reverse("operations:operate-unloading", args=[railcar.pk]))
+
+    choices = [c for c, _ in page.context["form"].fields["rationale_code"].choices]
+    assert choices == ["", "lab_sample", "other"]
