@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from mlloop import datasets
 from mlloop.export import ExportError, export_version
+from mlloop.label_sources import label_sources
 from mlloop.models import DatasetVersion
 from scrapannot.charts import grouped_bars
 from scrapannot.roles import Role, role_required
@@ -35,7 +36,7 @@ class FreezeForm(forms.Form):
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
         self.fields["include_sources"].choices = [
-            (s.key, s.description) for s in datasets.label_sources().values()
+            (s.key, s.description) for s in label_sources().values()
         ]
 
 

@@ -12,7 +12,7 @@ older version (a relabel reverted) is a new version with that older hash.
 """
 
 import hashlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -24,6 +24,7 @@ from django.utils import timezone
 from adjudication.models import FinalLabel
 from labeling.annotation_models import Grade
 from labeling.models import Railcar
+from mlloop.label_sources import label_sources
 from mlloop.models import DatasetItem, DatasetVersion, Split, SplitAssignment
 from scrapannot import audit
 from scrapannot.audit import canonical_json
@@ -55,39 +56,6 @@ class NothingChanged(DatasetError):
             f"Nothing changed since v{latest.number} (content hash {latest.content_hash[:12]}): "
             "no new version was made."
         )
-
-
-@dataclass(frozen=True)
-class SourcedLabel:
-    """A label from a source other than the final labels, for a railcar that has none."""
-
-    railcar_id: int
-    contamination_pct: Decimal
-    grade: str
-    # Who, why, from what: the source's own record, kept on the dataset item.
-    provenance: dict[str, object]
-
-
-@dataclass(frozen=True)
-class LabelSource:
-    """A label source a freeze may include (an app above registers it: operations registers
-    "operator", the operators' amendments). Final labels always win: `labels` is asked only for
-    railcars without a current final label, given the ids to leave out."""
-
-    key: str
-    description: str
-    labels: Callable[[frozenset[int]], list[SourcedLabel]]
-
-
-_LABEL_SOURCES: dict[str, LabelSource] = {}
-
-
-def register_label_source(source: LabelSource) -> None:
-    _LABEL_SOURCES[source.key] = source
-
-
-def label_sources() -> Mapping[str, LabelSource]:
-    return _LABEL_SOURCES
 
 
 def register_dataset_policies() -> None:
@@ -210,9 +178,10 @@ def _entries(include_sources: Iterable[str]) -> list[_Entry]:
     ]
     taken = frozenset(e.railcar_id for e in entries)
     for key in sorted(set(include_sources)):
-        if key not in _LABEL_SOURCES:
+        source = label_sources().get(key)
+        if source is None:
             raise DatasetError(f"Unknown label source {key!r}.")
-        extra = [x for x in _LABEL_SOURCES[key].labels(taken) if x.railcar_id not in taken]
+        extra = [x for x in source.labels(taken) if x.railcar_id not in taken]
         uids = dict(
             Railcar.objects.filter(pk__in=[x.railcar_id for x in extra]).values_list("pk", "uid")
         )

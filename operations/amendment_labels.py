@@ -11,7 +11,7 @@ one in force: an accepted estimate after an amendment withdraws the amendment as
 
 from decimal import Decimal
 
-from mlloop.datasets import LabelSource, SourcedLabel, register_label_source
+from mlloop.label_sources import LabelSource, SourcedLabel, register_label_source
 from operations.models import OperatorDecision
 
 OPERATOR = "operator"
