@@ -172,6 +172,9 @@ def _label(item: DatasetItem) -> dict[str, Any]:
             "grade": item.grade,
             "std_pct": item.std_pct,
             "source": item.source,
+            # The same keys as a final label's, so a reader need not tell the two apart.
+            "method": item.source,
+            "decided_at": str(item.provenance.get("decided_at", "")),
             "provenance": item.provenance,
         }
     return {

@@ -96,3 +96,17 @@ def test_the_admin_ticks_the_operator_source_on_the_freeze_form(amended, admin_u
     client.post(reverse("mlloop:datasets"), {"name": "with ops", "include_sources": [OPERATOR]})
 
     assert DatasetItem.objects.filter(source="operator").count() == 1
+
+
+def test_an_exported_version_carries_the_operators_provenance(amended, tmp_path):
+    from mlloop.dataset_import import import_version
+    from mlloop.export import export_version
+
+    version = datasets.freeze_version(actor=None, include_sources=[OPERATOR])
+    export_version(version, tmp_path / "out")
+
+    with import_version(tmp_path / "out") as data:
+        items = {item["railcar"]: item for item in data.items}
+    item = items[str(amended["amended"].uid)]
+    assert item["label"]["source"] == "operator"
+    assert item["label"]["provenance"]["operator"] == "op-anna"
