@@ -16,7 +16,7 @@ from labeling.annotation_models import Grade
 from labeling.front_of_pool import put_at_front
 from labeling.models import Railcar
 from operations import escalation
-from operations.models import LiveEstimate, OperatorDecision
+from operations.models import Escalation, LiveEstimate, OperatorDecision
 from operations.policies import OTHER, rationale_codes
 from scrapannot import audit
 
@@ -39,7 +39,8 @@ class StaleEstimate(Exception):
 @dataclass(frozen=True)
 class Outcome:
     decision: OperatorDecision
-    escalations: list
+    # The escalations this decision made (none when no rule fired or the routes were taken).
+    escalations: list[Escalation]
 
 
 def validate(
