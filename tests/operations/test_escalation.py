@@ -184,3 +184,33 @@ def test_an_estimate_recorded_elsewhere_is_evaluated_by_its_id_once():
     on_estimate_recorded(sender=None, estimate=e)
 
     assert Escalation.objects.filter(railcar=railcar).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_decisions_and_estimates_evaluated_at_once_escalate_each_route_once(on_postgresql):
+    from scrapannot.audit import verify_chain
+    from tests.concurrency import run_at_once
+
+    policies(
+        contamination_above_pct=5.0, contamination_route="senior",
+        confidence_below=0.5, confidence_route="pool", amendment_route="off",
+        grade_disagreement_route="off",
+    )  # fmt: skip
+    railcar = railcar_on("L1")
+    e = estimate(railcar, contamination_pct=9.0, confidence=0.2)
+    operator = operator_of("L1")
+
+    def evaluate():
+        return len(
+            review.decide(
+                operator=operator, railcar=railcar, estimate=e, action="accept"
+            ).escalations
+        )
+
+    made = run_at_once(evaluate, threads=6)
+
+    assert sum(made) == 2
+    assert sorted(Escalation.objects.values_list("route", flat=True)) == ["pool", "senior"]
+    assert AuditEvent.objects.filter(action="operator.escalated").count() == 2
+    assert AuditEvent.objects.filter(action="operator.accept").count() == 6
+    assert verify_chain().ok
