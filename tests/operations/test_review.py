@@ -128,3 +128,22 @@ def test_an_estimate_of_another_railcar_is_refused():
 
     with pytest.raises(review.StaleEstimate):
         review.decide(operator=operator_of("L1"), railcar=railcar, estimate=e, action="accept")
+
+
+def test_a_decision_and_its_escalation_are_on_the_railcars_timeline(admin_user):
+    from operations import timeline
+
+    set_policy(key="operate.escalate.confidence_route", value="pool", actor=None)
+    railcar = railcar_on("L1")
+    e = estimate(railcar, contamination_pct=2.0, confidence=0.1)
+    review.decide(
+        operator=operator_of("L1"), railcar=railcar, estimate=e, action="amend",
+        contamination_pct=2.5, rationale_code="sample_analysis",
+    )  # fmt: skip
+
+    phase = dict(timeline.by_phase(timeline.railcar_events(railcar)))[timeline.OPERATION]
+
+    summaries = [entry.summary for entry in phase]
+    assert summaries[0] == "Operator amended the estimate (2.0 %, 3A) to 2.5 %  (sample_analysis)"
+    assert summaries[1] == "Escalated to pool: confidence_below"
+    assert all(entry.verified for entry in phase)
