@@ -1,7 +1,11 @@
+from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
+from guardian.admin import GuardedModelAdmin
+from guardian.forms import UserObjectPermissionsForm
 
-from labeling.models import Assignment, Frame, FrameCheck, Layer, Railcar, Rating
+from labeling import lines
+from labeling.models import Assignment, Frame, FrameCheck, Layer, Line, Railcar, Rating
 
 
 class IngestOnly:
@@ -76,3 +80,33 @@ class AssignmentAdmin(IngestOnly, admin.ModelAdmin):
     list_select_related = ["railcar", "annotator"]
     readonly_fields = [f.name for f in Assignment._meta.fields]
     inlines = [RatingInline]
+
+
+@admin.register(Line)
+class LineAdmin(GuardedModelAdmin):
+    """Lines, and on each line's "Object permissions" page the users granted it: operators and
+    senior inspectors `operate_line`, plant-system accounts `post_unloadings`. Granting goes
+    through labeling.lines (audited), as `manage.py grant_line` does."""
+
+    list_display = ["name", "description", "created_at"]
+    search_fields = ["name"]
+
+    def get_obj_perms_manage_user_form(self, request: HttpRequest) -> type[forms.Form]:
+        actor = request.user
+
+        class LineUserPermissionsForm(UserObjectPermissionsForm):
+            def get_obj_perms_field_choices(self) -> list:
+                # Only the two line permissions: add/change/delete of a line are Django's own.
+                return [
+                    c for c in super().get_obj_perms_field_choices() if c[0] in lines.PERMISSIONS
+                ]
+
+            def save_obj_perms(self) -> None:
+                chosen = set(self.cleaned_data[self.get_obj_perms_field_name()])
+                held = set(self.get_obj_perms_field_initial()) & set(lines.PERMISSIONS)
+                for permission in sorted(held - chosen):
+                    lines.revoke(actor=actor, user=self.user, line=self.obj, permission=permission)
+                for permission in sorted(chosen - held):
+                    lines.grant(actor=actor, user=self.user, line=self.obj, permission=permission)
+
+        return LineUserPermissionsForm

@@ -22,6 +22,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import IO, Any
 
+from adjudication.models import FinalLabel
 from labeling import rle
 from labeling.annotation_models import Grade
 from mlloop.datasets import SPLITS, Row, content_hash
@@ -224,6 +225,8 @@ def _row(item: dict[str, Any]) -> Row:
         Decimal(label["contamination_pct"]),
         label["grade"],
         label["std_pct"],
+        # A label source other than the final labels is part of the hash (mlloop.datasets.Row).
+        extra_source="" if label["source"] in FinalLabel.Source.values else label["source"],
     )
 
 

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from mlloop import datasets
 from mlloop.export import ExportError, export_version
+from mlloop.label_sources import label_sources
 from mlloop.models import DatasetVersion
 from scrapannot.charts import grouped_bars
 from scrapannot.roles import Role, role_required
@@ -24,6 +25,19 @@ class FreezeForm(forms.Form):
     notes = forms.CharField(
         max_length=5000, required=False, widget=forms.Textarea(attrs={"rows": 3})
     )
+    # The registered label sources besides final labels (operators' amendments, when the
+    # operator application registers them); none is included unless the admin ticks it.
+    include_sources = forms.MultipleChoiceField(
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Also include, for railcars without a final label",
+    )
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["include_sources"].choices = [
+            (s.key, s.description) for s in label_sources().values()
+        ]
 
 
 class CompareForm(forms.Form):
@@ -57,7 +71,10 @@ def dataset_list(request: HttpRequest) -> HttpResponse:
         return _list_page(request, form, status=400)
     try:
         version = datasets.freeze_version(
-            actor=request.user, name=form.cleaned_data["name"], notes=form.cleaned_data["notes"]
+            actor=request.user,
+            name=form.cleaned_data["name"],
+            notes=form.cleaned_data["notes"],
+            include_sources=form.cleaned_data["include_sources"],
         )
     except datasets.DatasetError as exc:
         form.add_error(None, str(exc))

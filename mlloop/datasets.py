@@ -24,6 +24,7 @@ from django.utils import timezone
 from adjudication.models import FinalLabel
 from labeling.annotation_models import Grade
 from labeling.models import Railcar
+from mlloop.label_sources import label_sources
 from mlloop.models import DatasetItem, DatasetVersion, Split, SplitAssignment
 from scrapannot import audit
 from scrapannot.audit import canonical_json
@@ -103,9 +104,13 @@ class Row:
     contamination_pct: Decimal
     grade: str
     std_pct: float
+    # Set only for a label source other than the final labels: the hash of a version made of
+    # final labels alone stays what it always was.
+    extra_source: str = ""
 
     def canonical(self) -> list[object]:
-        return [self.railcar_uid, self.split, str(self.contamination_pct), self.grade, self.std_pct]
+        row = [self.railcar_uid, self.split, str(self.contamination_pct), self.grade, self.std_pct]
+        return [*row, self.extra_source] if self.extra_source else row
 
 
 def content_hash(rows: Iterable[Row]) -> str:
@@ -135,44 +140,98 @@ def histograms(rows: Iterable[Row]) -> dict[str, object]:
 
 def version_rows(version: DatasetVersion) -> dict[str, Row]:
     items = version.items.values_list(
-        "railcar__uid", "split", "contamination_pct", "grade", "std_pct"
+        "railcar__uid", "split", "contamination_pct", "grade", "std_pct", "final_label", "source"
     )
-    return {str(uid): Row(str(uid), *rest) for uid, *rest in items}
+    return {
+        str(uid): Row(str(uid), *rest, extra_source=source if label is None else "")
+        for uid, *rest, label, source in items
+    }
 
 
-def _current_labels() -> list[FinalLabel]:
-    return list(FinalLabel.objects.current().select_related("railcar").order_by("railcar_id"))
+@dataclass(frozen=True)
+class _Entry:
+    """One railcar as a freeze takes it: its current final label, or a label source's."""
+
+    railcar_id: int
+    railcar_uid: str
+    contamination_pct: Decimal
+    grade: str
+    std_pct: float
+    source: str
+    final_label: FinalLabel | None = None
+    provenance: dict[str, object] = field(default_factory=dict)
 
 
-def _splits_for(labels: list[FinalLabel]) -> tuple[dict[int, str], dict[int, str]]:
+def _entries(include_sources: Iterable[str]) -> list[_Entry]:
+    labels = FinalLabel.objects.current().select_related("railcar").order_by("railcar_id")
+    entries = [
+        _Entry(
+            label.railcar_id,
+            str(label.railcar.uid),
+            label.contamination_pct,
+            label.grade,
+            label.std_pct,
+            label.source,
+            final_label=label,
+        )
+        for label in labels
+    ]
+    taken = frozenset(e.railcar_id for e in entries)
+    for key in sorted(set(include_sources)):
+        source = label_sources().get(key)
+        if source is None:
+            raise DatasetError(f"Unknown label source {key!r}.")
+        extra = [x for x in source.labels(taken) if x.railcar_id not in taken]
+        uids = dict(
+            Railcar.objects.filter(pk__in=[x.railcar_id for x in extra]).values_list("pk", "uid")
+        )
+        entries += [
+            # No raters, no spread: a label source's value counts as exact.
+            _Entry(
+                x.railcar_id,
+                str(uids[x.railcar_id]),
+                x.contamination_pct,
+                x.grade,
+                0.0,
+                key,
+                provenance=x.provenance,
+            )  # fmt: skip
+            for x in extra
+        ]
+        taken |= {x.railcar_id for x in extra}
+    return sorted(entries, key=lambda e: e.railcar_id)
+
+
+def _splits_for(entries: list[_Entry]) -> tuple[dict[int, str], dict[int, str]]:
     """(split per railcar id, the ones drawn now): existing splits, new draws for the rest."""
-    ids = [label.railcar_id for label in labels]
+    ids = [e.railcar_id for e in entries]
     existing = dict(
         SplitAssignment.objects.filter(railcar_id__in=ids).values_list("railcar_id", "split")
     )
     shares = policy_values("mlloop.split_")
     drawn = {
-        label.railcar_id: draw_split(
-            label.railcar.uid,
+        e.railcar_id: draw_split(
+            e.railcar_uid,
             val_share=float(shares[VAL_SHARE]),
             test_share=float(shares[TEST_SHARE]),
         )
-        for label in labels
-        if label.railcar_id not in existing
+        for e in entries
+        if e.railcar_id not in existing
     }
     return existing | drawn, drawn
 
 
-def _rows(labels: list[FinalLabel], splits: Mapping[int, str]) -> list[Row]:
+def _rows(entries: list[_Entry], splits: Mapping[int, str]) -> list[Row]:
     return [
         Row(
-            str(label.railcar.uid),
-            splits[label.railcar_id],
-            label.contamination_pct,
-            label.grade,
-            label.std_pct,
+            e.railcar_uid,
+            splits[e.railcar_id],
+            e.contamination_pct,
+            e.grade,
+            e.std_pct,
+            extra_source=e.source if e.final_label is None else "",
         )
-        for label in labels
+        for e in entries
     ]
 
 
@@ -189,16 +248,20 @@ def freeze_version(
     name: str = "",
     notes: str = "",
     actor_label: str | None = None,
+    include_sources: Iterable[str] = (),
 ) -> DatasetVersion:
-    """Freeze every railcar's current final label into a new version.
+    """Freeze every railcar's current final label into a new version, and with
+    `include_sources` (keys of registered label sources) their labels of railcars that have no
+    final label; each item records its source.
 
     Raises EmptyDataset when no railcar has a final label, NothingChanged when the content equals
     the latest version's. Concurrent freezes are serialized: each gets its own number, and a
     railcar's split is drawn by exactly one of them."""
+    include_sources = sorted(set(include_sources))
     with transaction.atomic():
         # The freeze lock first, the audit chain's lock last (see audit.record).
         _lock_freezes()
-        labels = _current_labels()
+        labels = _entries(include_sources)
         if not labels:
             raise EmptyDataset
         splits, drawn = _splits_for(labels)
@@ -227,7 +290,9 @@ def freeze_version(
                 DatasetItem(
                     version=version,
                     railcar_id=label.railcar_id,
-                    final_label=label,
+                    final_label=label.final_label,
+                    source=label.source,
+                    provenance=label.provenance,
                     split=splits[label.railcar_id],
                     contamination_pct=label.contamination_pct,
                     grade=label.grade,
@@ -249,6 +314,17 @@ def freeze_version(
                 "railcar_count": len(rows),
                 "splits": version.histograms["split"],
                 "splits_drawn": len(drawn),
+                # Only when the admin included another label source: what it added.
+                **(
+                    {
+                        "label_sources": {
+                            key: sum(1 for e in labels if e.final_label is None and e.source == key)
+                            for key in include_sources
+                        }
+                    }
+                    if include_sources
+                    else {}
+                ),
             },
         )
     return version
@@ -306,10 +382,10 @@ class FreezePreview:
     changes: Comparison | None
 
 
-def preview() -> FreezePreview:
+def preview(*, include_sources: Iterable[str] = ()) -> FreezePreview:
     """What a freeze now would take, and what changed since the latest version (read only:
     railcars without a split show the split they would draw)."""
-    labels = _current_labels()
+    labels = _entries(include_sources)
     splits, _ = _splits_for(labels)
     rows = {r.railcar_uid: r for r in _rows(labels, splits)}
     latest = DatasetVersion.objects.order_by("-number").first()

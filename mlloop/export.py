@@ -166,6 +166,17 @@ def _items(version: DatasetVersion) -> Iterator[list[DatasetItem]]:
 
 def _label(item: DatasetItem) -> dict[str, Any]:
     label = item.final_label
+    if label is None:  # another label source (an operator's amendment): its own provenance
+        return {
+            "contamination_pct": str(item.contamination_pct),
+            "grade": item.grade,
+            "std_pct": item.std_pct,
+            "source": item.source,
+            # The same keys as a final label's, so a reader need not tell the two apart.
+            "method": item.source,
+            "decided_at": str(item.provenance.get("decided_at", "")),
+            "provenance": item.provenance,
+        }
     return {
         "contamination_pct": str(item.contamination_pct),
         "grade": item.grade,

@@ -56,9 +56,15 @@ class DatasetVersion(models.Model):
 class DatasetItem(models.Model):
     version = models.ForeignKey(DatasetVersion, on_delete=models.CASCADE, related_name="items")
     railcar = models.ForeignKey("labeling.Railcar", on_delete=models.PROTECT, related_name="+")
+    # Null for an item of another label source (mlloop.datasets.LabelSource: an operator's
+    # amendment), whose origin is in `provenance`.
     final_label = models.ForeignKey(
-        "adjudication.FinalLabel", on_delete=models.PROTECT, related_name="+"
+        "adjudication.FinalLabel", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+    # Where the label came from: a final label's source (consensus, adjudication) or the key of
+    # the label source the freeze included ("operator"). Blank on items frozen before it existed.
+    source = models.CharField(max_length=16, blank=True)
+    provenance = models.JSONField(default=dict, blank=True)
     split = models.CharField(max_length=8, choices=Split.choices)
     # Copied from the label when frozen, so a version reads without joins and never drifts.
     contamination_pct = models.DecimalField(max_digits=4, decimal_places=1)

@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from adjudication.models import FinalLabel
 from adjudication.policies import STD_THRESHOLD
+from labeling.front_of_pool import at_front
 from labeling.models import Railcar
 from mlloop import registry
 from mlloop.artifacts import ArtifactError, TrainedModel
@@ -170,9 +171,16 @@ def score_railcars(
         ]
         with transaction.atomic():
             created = RailcarScore.objects.bulk_create(rows, ignore_conflicts=True)
+            # An escalated railcar stays at the front of the pool (labeling.front_of_pool).
+            front = at_front([scored[i] for i in part])
             # One UPDATE per chunk, not one per railcar.
             Railcar.objects.bulk_update(
-                [Railcar(pk=scored[i], priority=float(priority[i])) for i in part], ["priority"]
+                [
+                    Railcar(pk=scored[i], priority=float(priority[i]))
+                    for i in part
+                    if scored[i] not in front
+                ],
+                ["priority"],
             )
         report.scored += len(created)
     with transaction.atomic():

@@ -109,6 +109,11 @@ class Escalation(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        constraints = [
+            # Re-evaluating a railcar (a new estimate, a second decision) escalates it again
+            # only along a route it has not taken (operations.escalation).
+            models.UniqueConstraint(fields=["railcar", "route"], name="escalation_once_per_route"),
+        ]
 
     def __str__(self) -> str:
         return f"escalation of {self.railcar_id} to {self.route}"

@@ -22,14 +22,17 @@ from django.db.models import Q, QuerySet
 from adjudication.models import AdjudicationCase, Consensus, FinalLabel
 from labeling.models import Assignment, Mask, Railcar, Rating
 from operations.learning_events import LEARNING_SUMMARIES, learning_objects
+from operations.models import Escalation, OperatorDecision
 from scrapannot.audit import GENESIS_HASH, digest_of
 from scrapannot.models import AuditEvent
 
 INGEST = "ingest & checks"
+# The operator application: decisions on live estimates, escalations.
+OPERATION = "operation"
 ANNOTATION = "annotation"
 AGGREGATION = "aggregation & adjudication"
 LEARNING = "learning loop"
-PHASES = (INGEST, ANNOTATION, AGGREGATION, LEARNING)
+PHASES = (INGEST, OPERATION, ANNOTATION, AGGREGATION, LEARNING)
 
 # Policies whose change alters how an in-flight railcar is checked, routed or aggregated.
 CONTEXT_POLICY_PREFIXES = ("quality.", "pool.", "aggregation.")
@@ -41,6 +44,7 @@ EXPIRY_WINDOW = timedelta(minutes=10)
 _PHASE_OF_PREFIX = {
     "unloading": INGEST,
     "quality": INGEST,
+    "operator": OPERATION,
     "pool": ANNOTATION,
     "assignment": ANNOTATION,
     "frame": ANNOTATION,
@@ -71,6 +75,17 @@ def _adjudication_objects(railcar: Railcar) -> dict[str, Iterable[Any]]:
             railcar=railcar
         ).values_list("pk", flat=True),
         "adjudication.consensus": Consensus.objects.filter(railcar=railcar).values_list(
+            "pk", flat=True
+        ),
+    }
+
+
+def _operation_objects(railcar: Railcar) -> dict[str, Iterable[Any]]:
+    return {
+        "operations.operatordecision": OperatorDecision.objects.filter(railcar=railcar).values_list(
+            "pk", flat=True
+        ),
+        "operations.escalation": Escalation.objects.filter(railcar=railcar).values_list(
             "pk", flat=True
         ),
     }
@@ -111,7 +126,7 @@ def railcar_events(railcar: Railcar) -> list[TimelineEntry]:
         "labeling.frame": {str(pk) for pk in frames},
         "labeling.assignment": {str(a[0]) for a in assignments},
     }
-    for collect in (_annotation_objects, _adjudication_objects):
+    for collect in (_annotation_objects, _adjudication_objects, _operation_objects):
         for object_type, ids in collect(railcar).items():
             objects.setdefault(object_type, set()).update(str(pk) for pk in ids)
     learning = learning_objects(railcar)
@@ -300,6 +315,20 @@ _SUMMARIES: dict[str, _Summary] = {
     "aggregation.reapplied": lambda p, f: (
         f"Aggregation re-applied to {p.get('railcars')} railcars under {p.get('policy')}"
     ),
+    "operator.accept": lambda p, f: (
+        f"Operator accepted the estimate ({p.get('estimate_contamination_pct')} %, "
+        f"{p.get('estimate_grade')})"
+    ),
+    "operator.amend": lambda p, f: (
+        f"Operator amended the estimate ({p.get('estimate_contamination_pct')} %, "
+        f"{p.get('estimate_grade')}) to {p.get('contamination_pct') or 'the same'} % "
+        f"{p.get('grade') or ''} ({p.get('rationale_code')})"
+    ),
+    "operator.escalated": lambda p, f: (
+        f"Escalated to {p.get('route')}: "
+        + ", ".join(str(r.get("rule")) for r in p.get("reasons") or [] if isinstance(r, dict))
+    ),
+    "pool.put_at_front": lambda p, f: f"Put at the front of the pool: {p.get('reason')}",
     **LEARNING_SUMMARIES,
 }
 

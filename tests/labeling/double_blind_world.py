@@ -17,10 +17,12 @@ from PIL import Image
 from rest_framework.authtoken.models import Token
 
 from labeling import annotation, pool
+from labeling import lines as line_access
 from labeling import rle as rle_codec
 from labeling.ingest import ingest_unloading
 from labeling.manifest import UnloadingManifestSerializer
-from labeling.models import Assignment, Frame, FrameExclusion, Layer, Mask, Railcar, Rating
+from labeling.models import Assignment, Frame, FrameExclusion, Layer, Line, Mask, Railcar, Rating
+from operations.models import Escalation, LiveEstimate, OperatorDecision
 from scrapannot.models import AuditEvent
 from scrapannot.roles import Role
 from tests.conftest import user_with_roles
@@ -30,6 +32,10 @@ from tests.labeling.factories import pool_railcar
 NOWHERE = {"uuid": "5f0c3a52-9d1e-4b7a-8c2f-0e6d4b1a9c77", "int": "987654321", "str": "nowhere"}
 # Above 59, so that no seconds-and-fraction of a timestamp ("…:73.9…") can look like them.
 VICTIM_RATINGS = [Decimal(v) for v in ("73.9", "86.1", "67.4", "91.7", "78.2")]
+# The operator application's secrets about the attacker's own railcar: the model's live estimate
+# (contamination, confidence), an operator's amendment and its note.
+ESTIMATE_PCT, ESTIMATE_CONFIDENCE, AMENDED_PCT = 69.35, 0.3719, 83.65
+OPERATOR_NOTE = "operator-note-plastic-on-top"
 
 
 @dataclass
@@ -202,6 +208,8 @@ def attack_world() -> World:
     pool.expire_leases()
     assert {a.railcar_id for a in (held, released, expired)} == {busy.pk}
 
+    _operate(shared, rated)
+
     world = World(
         attacker=attacker, token=attacker.auth_token.key, own=own, own_frames=own_frames,
         own_mask=own_mask, ineligible_frame=shared.frames.get(index=4), admin=admin,
@@ -210,6 +218,36 @@ def attack_world() -> World:
     _collect_secrets(world)
     _collect_ids(world)
     return world
+
+
+def _operate(*railcars: Railcar) -> None:
+    """What the operator application knows of these railcars: live estimates, an operator's
+    amendment on the first (the attacker's own railcar) and an escalation."""
+    from tests.mlloop.version_factories import model_version
+
+    operator = _person("operator-ilse", Role.OPERATOR)
+    line_access.grant(
+        actor=None, user=operator, line=Line.objects.get_or_create(name=railcars[0].line)[0],
+        permission=line_access.OPERATE_LINE,
+    )  # fmt: skip
+    model = model_version(1)
+    for railcar in railcars:
+        estimate = LiveEstimate.objects.create(
+            railcar=railcar, model_version=model, layers_scored=2, contamination_pct=ESTIMATE_PCT,
+            grade="3AH", grade_probs={"3AH": 0.61, "3A": 0.39}, confidence=ESTIMATE_CONFIDENCE,
+            expected_error_pct=0.77, quality_flags={"haze": 1},
+            per_layer=[{"layer": 1, "attention": 0.6437, "contamination_pct": ESTIMATE_PCT}],
+        )  # fmt: skip
+    estimate = LiveEstimate.objects.get(railcar=railcars[0])
+    decision = OperatorDecision.objects.create(
+        railcar=railcars[0], estimate=estimate, operator=operator, action="amend",
+        contamination_pct=AMENDED_PCT, grade="cast iron", rationale_code="sample_analysis",
+        note=OPERATOR_NOTE,
+    )  # fmt: skip
+    Escalation.objects.create(
+        railcar=railcars[0], route="pool", estimate=estimate, decision=decision,
+        reasons=[{"rule": "confidence_below", "value": ESTIMATE_CONFIDENCE, "threshold": 0.5}],
+    )  # fmt: skip
 
 
 def _collect_secrets(world: World) -> None:
@@ -243,6 +281,15 @@ def _collect_secrets(world: World) -> None:
         forbidden[note] = "another's exclusion note"
     for value in Rating.objects.values_list("contamination_pct", flat=True):
         forbidden |= {str(value): "another's rating", str(value).replace(".", ","): "a rating"}
+    for pct in (ESTIMATE_PCT, AMENDED_PCT):
+        forbidden |= {
+            str(pct): "a live estimate or an amendment",
+            str(pct).replace(".", ","): "a value",
+        }
+    forbidden |= {
+        str(ESTIMATE_CONFIDENCE): "the model's confidence", "0.6437": "an attention weight",
+        OPERATOR_NOTE: "an operator's note",
+    }  # fmt: skip
     for user in User.objects.exclude(pk=world.attacker.pk):
         forbidden[user.username] = "another's name"
     forbidden |= dict.fromkeys(
@@ -267,6 +314,10 @@ def _collect_ids(world: World) -> None:
     ints |= {str(pk): "rating-pk" for pk in Rating.objects.values_list("pk", flat=True)}
     ints |= {str(u.pk): f"user-pk of {u}" for u in User.objects.exclude(pk=world.attacker.pk)}
     ints |= {str(e.pk): f"audit-event {e.action}" for e in AuditEvent.objects.all()}
+    ints |= {
+        str(pk): "live-estimate-pk" for pk in LiveEstimate.objects.values_list("pk", flat=True)
+    }
+    ints |= {str(pk): "decision-pk" for pk in OperatorDecision.objects.values_list("pk", flat=True)}
     tokens = {t.key: f"token of {t.user}" for t in Token.objects.exclude(user=world.attacker)}
     world.ids = {"uuid": uuids, "int": ints, "str": ints | uuids | tokens}
     for assignment in Assignment.objects.exclude(annotator=world.attacker):

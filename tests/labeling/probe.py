@@ -16,6 +16,7 @@ from rest_framework.test import APIClient
 
 from labeling import rle as rle_codec
 from labeling.models import Assignment, FrameExclusion, Mask, Railcar, Rating
+from operations.models import Escalation, OperatorDecision
 from tests.labeling.double_blind_world import NOWHERE, World, _role
 
 API = "/api/v1/assignments"
@@ -182,4 +183,6 @@ def _snapshot_of_others(world: World) -> dict[str, list]:
         ),
         "railcars": list(Railcar.objects.exclude(pk=world.own.railcar_id).order_by("pk").values()),
         "users": list(User.objects.exclude(pk=world.attacker.pk).order_by("pk").values()),
+        "operator decisions": list(OperatorDecision.objects.order_by("pk").values()),
+        "escalations": list(Escalation.objects.order_by("pk").values()),
     }

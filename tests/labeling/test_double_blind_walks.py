@@ -86,6 +86,11 @@ def test_the_walk_reaches_every_kind_of_url():
         "/admin/{url}", "/audit/", "/policies/", "/annotate/", "/annotate/{uid}/",
         "/ops/frames/{uid}/thumbnail.jpg", "/api/v1/schema/", f"{API}/{{uid}}/rating/",
         f"{API}/{{uid}}/frames/{{frame_uid}}/image/", "/healthz",
+        # The operator application: estimates, confidence, decisions (annotators get 403).
+        "/operate/", "/operate/feed.json", "/operate/unloadings/{railcar_id}/",
+        "/operate/unloadings/{railcar_id}/decide/",
+        "/operate/unloadings/{railcar_id}/layers/{index}/keyframe.jpg",
+        "/api/v1/operate/unloadings/", "/api/v1/operate/unloadings/{railcar_id}/decision/",
     } <= {r.template for r in routes}  # fmt: skip
     for route in routes:
         resolve(route.template.format(**{n: NOWHERE[k] for n, k in route.kinds.items()}))

@@ -237,3 +237,21 @@ def test_a_railcar_entering_the_pool_is_scored_at_once(django_capture_on_commit_
     other.refresh_from_db()
     assert other.status == Status.IN_POOL
     assert other.priority == pytest.approx(RailcarScore.objects.get().uncertainty)
+
+
+@pytest.mark.django_db
+def test_scoring_leaves_a_railcar_put_at_the_front_of_the_pool_at_the_front(admin_user):
+    from labeling.front_of_pool import FRONT_PRIORITY, put_at_front
+
+    production_model()
+    set_policy(key=RANDOM_PICK_SHARE, value=0.0, actor=admin_user)
+    escalated, other = scrap_railcar(0.5, raters=1), scrap_railcar(9.5, raters=1)
+    put_at_front(railcar_id=escalated.pk, reason="operator escalation")
+
+    scoring.score_railcars()
+
+    escalated.refresh_from_db()
+    assert escalated.priority == FRONT_PRIORITY
+    assert RailcarScore.objects.filter(railcar=escalated).exists()
+    first = pool.next_assignment(annotator=annotators(1)[0])
+    assert first.railcar_id == escalated.pk != other.pk
