@@ -240,6 +240,9 @@ CELERY_TASK_ROUTES = {
     # Training and scoring hold a model and many CPU cores for minutes: a queue of their own.
     "mlloop.train_model": {"queue": "training"},
     "mlloop.score_railcars": {"queue": "training"},
+    # A layer's live estimate must not wait behind training or a batch of checks (seed 000's
+    # budget is about a second a layer): a queue of its own.
+    "operations.record_live_estimate": {"queue": "live"},
 }
 CELERY_TIMEZONE = TIME_ZONE
 
