@@ -35,14 +35,14 @@ def post_layers(client, unloading: LiveUnloading, layers, capture) -> None:
             assert unloading.append(client, unloading.layer(index)).status_code == 201
 
 
-def test_the_estimate_is_updated_as_each_layer_arrives(
-    plant, django_capture_on_commit_callbacks
-):
+def test_the_estimate_is_updated_as_each_layer_arrives(plant, django_capture_on_commit_callbacks):
     model = production_model()
     client = token_client(plant)
     unloading = dirty_unloading()
     recorded = []
-    estimate_recorded.connect(lambda sender, **kw: recorded.append(kw), dispatch_uid="t", weak=False)
+    estimate_recorded.connect(
+        lambda sender, **kw: recorded.append(kw), dispatch_uid="t", weak=False
+    )
     try:
         post_layers(client, unloading, [1], django_capture_on_commit_callbacks)
         railcar = Railcar.objects.get(uid=unloading.uid)
