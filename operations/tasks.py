@@ -8,6 +8,7 @@ idempotent: a redelivered message finds its estimate written (operations.live.re
 from typing import Any
 
 from celery import shared_task
+from django.conf import settings
 
 from scrapannot.celery import DATABASE_TRANSIENT
 from scrapannot.enqueue import enqueue
@@ -27,6 +28,13 @@ def record_live_estimate(railcar_id: int) -> dict[str, Any]:
     # Imported here: it loads torch, and this module is imported by every process at start.
     from operations.live_scoring import estimate_railcar
 
+    threads = settings.MLLOOP["LIVE_TORCH_THREADS"]
+    if threads and not record_live_estimate.request.is_eager:
+        import torch
+
+        # A worker process of its own: set it for the process (not in an eager caller's).
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
     outcome = estimate_railcar(railcar_id=railcar_id)
     estimate = outcome.estimate
     return {

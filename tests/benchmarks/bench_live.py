@@ -27,6 +27,7 @@ Run with `bin/bench live [--layers N] [--frames-per-layer N]`.
 
 import argparse
 import http.client
+import itertools
 import json
 import os
 import statistics
@@ -54,7 +55,7 @@ from django.db import connection
 from guardian.shortcuts import assign_perm
 from rest_framework.authtoken.models import Token
 
-from labeling.models import Layer, Line
+from labeling.models import Layer, Line, Railcar
 from mlloop import registry
 from mlloop.features import extractor, load_image
 from mlloop.models import ModelVersion
@@ -64,6 +65,7 @@ from operations.synth import write_unloadings
 from scrapannot.celery import app as celery_app
 from scrapannot.roles import Role
 from tests.faults import ROOT, Gunicorn
+from tests.labeling import factories
 from tests.mlloop.model_factories import frozen_dataset, splits, train_run
 
 LINES = tuple(f"L{n}" for n in range(1, 7))
@@ -235,6 +237,10 @@ def bare_forward_pass(timings: list[LayerTiming], model: ModelVersion) -> list[f
 
 
 def production(backbone: str, image_size: int) -> ModelVersion:
+    """A model trained here (its artifact under this run's media folder), made production."""
+    # The training railcars' factory numbers its railcars from 1 in each process: move past the
+    # ones an earlier run left in this database.
+    factories._serial = itertools.count(Railcar.objects.count() + 1)
     run = train_run(
         frozen_dataset(splits(10, 4, 0)),
         backbone=backbone, image_size=image_size, epochs=4, ensemble=3, batch_size=4,
