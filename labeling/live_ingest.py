@@ -39,7 +39,7 @@ from labeling.ingest import UnloadingConflict
 from labeling.ingest_files import FrameSource, check_source
 from labeling.layers import box_iou, pick_keyframes
 from labeling.models import Frame, Layer, Railcar
-from labeling.pipeline import save_frame_checks
+from labeling.pipeline import save_new_frame_checks
 from labeling.policies import quality_thresholds
 from labeling.quality import CheckResult, QualityThresholds
 from labeling.signals import layer_checked, unloading_ingested
@@ -278,34 +278,39 @@ def _store(
     start = (railcar.frames.aggregate(n=Max("index"))["n"] or -1) + 1
     frames = []
     for position, entry in enumerate(entries, start=start):
-        verdict, results = checked[entry["file"]]
+        verdict, _ = checked[entry["file"]]
         has_boxes = entry.get("magnet_box") and entry.get("railcar_box")
         iou = box_iou(entry["magnet_box"], entry["railcar_box"]) if has_boxes else None
-        frame = Frame.objects.create(
-            railcar=railcar,
-            layer=layers[entry["layer"]],
-            index=position,
-            source_name=entry["file"],
-            captured_at=entry["captured_at"],
-            camera=entry.get("camera") or railcar.camera,
-            declared_sha256=entry["sha256"],
-            content_sha256=verdict.content_sha256,
-            file=store_frame(verdict=verdict, written=written),
-            size_bytes=len(verdict.data),
-            width=verdict.width,
-            height=verdict.height,
-            image_format=verdict.image_format,
-            magnet_box=entry.get("magnet_box"),
-            railcar_box=entry.get("railcar_box"),
-            iou=iou,
-            rejection=verdict.rejection,
-            rejection_detail=verdict.detail,
+        frames.append(
+            Frame(
+                railcar=railcar,
+                layer=layers[entry["layer"]],
+                index=position,
+                source_name=entry["file"],
+                captured_at=entry["captured_at"],
+                camera=entry.get("camera") or railcar.camera,
+                declared_sha256=entry["sha256"],
+                content_sha256=verdict.content_sha256,
+                file=store_frame(verdict=verdict, written=written),
+                size_bytes=len(verdict.data),
+                width=verdict.width,
+                height=verdict.height,
+                image_format=verdict.image_format,
+                magnet_box=entry.get("magnet_box"),
+                railcar_box=entry.get("railcar_box"),
+                iou=iou,
+                rejection=verdict.rejection,
+                rejection_detail=verdict.detail,
+            )
         )
-        save_frame_checks(frame=frame, results=results)
-        frames.append(frame)
-        layer = layers[entry["layer"]]
-        if iou is not None and (layer.peak_iou is None or iou > layer.peak_iou):
-            layer.peak_iou = iou
+    frames = Frame.objects.bulk_create(frames)  # PostgreSQL and SQLite give back the ids
+    save_new_frame_checks(
+        checked=[(f, checked[e["file"]][1]) for f, e in zip(frames, entries, strict=True)]
+    )
+    for frame in frames:
+        layer = layers[frame.layer.index]
+        if frame.iou is not None and (layer.peak_iou is None or frame.iou > layer.peak_iou):
+            layer.peak_iou = frame.iou
             layer.save(update_fields=["peak_iou"])
     Railcar.objects.filter(pk=railcar.pk).update(unloading_ended_at=entries[-1]["captured_at"])
     return frames

@@ -1,6 +1,7 @@
 """Posting an unloading layer by layer: open, append frames, close; per-line posting rights."""
 
 import hashlib
+import threading
 import uuid
 
 import pytest
@@ -235,12 +236,16 @@ def test_six_lines_posting_at_once_with_retries_store_nothing_twice(on_postgresq
     # Two threads per line post the same unloading: each the other's retry.
     unloadings = [LiveUnloading(railcar=f"RC-{line}", line=line) for line in lines for _ in "ab"]
     turn = iter(range(len(unloadings)))
+    # A retry arriving after the other thread closed would rightly be a 409: both finish
+    # appending before either closes.
+    appended = {line: threading.Barrier(2) for line in lines}
 
     def post_layers() -> list[int]:
         unloading = unloadings[next(turn)]
         client = token_client(User.objects.get(username="plant-all"))
         codes = [unloading.open(client).status_code]
         codes += [unloading.append(client, unloading.layer(n)).status_code for n in (1, 2, 3)]
+        appended[unloading.line].wait(timeout=60)
         codes.append(unloading.close(client).status_code)
         return codes
 
