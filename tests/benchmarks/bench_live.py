@@ -286,8 +286,9 @@ def report(timings: list[LayerTiming], baseline: list[float], model: ModelVersio
     print(f"\n{describe_machine()}, torch threads {torch.get_num_threads()}")
     print(f"model v{model.number}: {config.backbone} at {config.image_size} px, "
           f"ensemble {config.ensemble}")  # fmt: skip
+    lines = len({t.railcar_id for t in timings})
     print(
-        f"{len(latencies)} layers measured over {len(LINES)} lines posting at once"
+        f"{len(latencies)} layers measured over {lines} lines posting at once"
         + (f" ({skipped} layers without an eligible keyframe, no estimate)" if skipped else "")
     )
     header = f"{'':<44} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}"
@@ -310,13 +311,15 @@ def report(timings: list[LayerTiming], baseline: list[float], model: ModelVersio
           f"{'met' if p95 < AIM_S else 'NOT met'}")  # fmt: skip
 
 
-def run(*, layers: int, per_layer: int, backbone: str, image_size: int, seed: int) -> None:
+def run(
+    *, lines: int, layers: int, per_layer: int, backbone: str, image_size: int, seed: int
+) -> None:
     torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
     folder = Path(tempfile.mkdtemp(prefix="bench-live-"))
     started = time.perf_counter()
     warm = synthetic(folder / "warm", railcars=2, layers=1, per_layer=per_layer, seed=seed + 1)
     unloadings = synthetic(
-        folder / "synth", railcars=len(LINES), layers=layers, per_layer=per_layer, seed=seed
+        folder / "synth", railcars=lines, layers=layers, per_layer=per_layer, seed=seed
     )
     model = production(backbone, image_size)
     token = plant_token()
@@ -343,6 +346,7 @@ def run(*, layers: int, per_layer: int, backbone: str, image_size: int, seed: in
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", type=int, default=6, choices=range(1, 7))
     parser.add_argument("--layers", type=int, default=4, help="layers per unloading")
     parser.add_argument("--frames-per-layer", type=int, default=3)
     parser.add_argument("--backbone", default="efficientnet_lite0")
@@ -350,6 +354,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=2026)
     args = parser.parse_args()
     run(
+        lines=args.lines,
         layers=args.layers, per_layer=args.frames_per_layer, backbone=args.backbone,
         image_size=args.image_size, seed=args.seed,
     )  # fmt: skip
