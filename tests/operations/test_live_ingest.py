@@ -257,3 +257,16 @@ def test_six_lines_posting_at_once_with_retries_store_nothing_twice(on_postgresq
     assert Layer.objects.count() == 6 * 3
     assert AuditEvent.objects.filter(action="unloading.frames_appended").count() == 6 * 3
     assert AuditEvent.objects.filter(action="unloading.ingested").count() == 6
+
+
+def test_an_admin_grants_a_plant_system_a_line_from_the_command_line(plant):
+    from django.core.management import call_command
+
+    assert LiveUnloading(line="L5").open(token_client(plant)).status_code == 403
+
+    call_command("grant_line", plant.username, "L5", "--create")
+
+    assert LiveUnloading(line="L5").open(token_client(plant)).status_code == 201
+    assert AuditEvent.objects.filter(action="line.granted").count() == 1
+    call_command("grant_line", plant.username, "L5", "--revoke")
+    assert LiveUnloading(railcar="RC-2", line="L5").open(token_client(plant)).status_code == 403
