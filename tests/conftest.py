@@ -77,8 +77,9 @@ def outsider(db) -> User:
     return user_with_roles("outsider")
 
 
-# The lines the test unloadings are posted for (tests/labeling/unloadings.py, factories).
-PLANT_LINES = ("L1", "L2")
+# The lines the test unloadings are posted for (tests/labeling/unloadings.py, factories, and the
+# synthetic railcars of operations.synth, L1-L6).
+PLANT_LINES = ("L1", "L2", "L3", "L4", "L5", "L6")
 
 
 def grant_lines(user: User, *names: str, permission: str = "post_unloadings") -> None:
@@ -96,7 +97,7 @@ def grant_lines(user: User, *names: str, permission: str = "post_unloadings") ->
 
 @pytest.fixture
 def plant(db) -> User:
-    """A plant system granted the lines the test unloadings use (L1, L2)."""
+    """A plant system granted the lines the test unloadings use (L1-L6); L7 and up are not."""
     user = user_with_roles("plant-l2", Role.PLANT_SYSTEM)
     grant_lines(user, *PLANT_LINES)
     return user

@@ -203,19 +203,19 @@ def test_an_unknown_unloading_is_not_found(client):
 
 
 def test_a_plant_system_posts_only_for_its_lines(client, plant):
-    elsewhere = LiveUnloading(line="L3")
+    elsewhere = LiveUnloading(line="L7")
     refused = elsewhere.open(client)
     whole = named_layers_unloading()
-    whole.manifest["line"] = "L3"
+    whole.manifest["line"] = "L7"
 
     assert refused.status_code == 403
-    assert "'L3'" in refused.json()["detail"]
+    assert "'L7'" in refused.json()["detail"]
     assert whole.post(client).status_code == 403
     assert Railcar.objects.count() == 0
 
     # Another line's open unloading looks like one that does not exist.
-    other_plant = user_with_roles("plant-l3", Role.PLANT_SYSTEM)
-    grant_lines(other_plant, "L3")
+    other_plant = user_with_roles("plant-l7", Role.PLANT_SYSTEM)
+    grant_lines(other_plant, "L7")
     elsewhere.open(token_client(other_plant))
     assert elsewhere.append(client, elsewhere.layer(1)).status_code == 404
     assert elsewhere.close(client).status_code == 404
@@ -262,11 +262,11 @@ def test_six_lines_posting_at_once_with_retries_store_nothing_twice(on_postgresq
 def test_an_admin_grants_a_plant_system_a_line_from_the_command_line(plant):
     from django.core.management import call_command
 
-    assert LiveUnloading(line="L5").open(token_client(plant)).status_code == 403
+    assert LiveUnloading(line="L8").open(token_client(plant)).status_code == 403
 
-    call_command("grant_line", plant.username, "L5", "--create")
+    call_command("grant_line", plant.username, "L8", "--create")
 
-    assert LiveUnloading(line="L5").open(token_client(plant)).status_code == 201
+    assert LiveUnloading(line="L8").open(token_client(plant)).status_code == 201
     assert AuditEvent.objects.filter(action="line.granted").count() == 1
-    call_command("grant_line", plant.username, "L5", "--revoke")
-    assert LiveUnloading(railcar="RC-2", line="L5").open(token_client(plant)).status_code == 403
+    call_command("grant_line", plant.username, "L8", "--revoke")
+    assert LiveUnloading(railcar="RC-2", line="L8").open(token_client(plant)).status_code == 403
