@@ -163,7 +163,7 @@ def _continues(railcar: Railcar, entries: list[dict[str, Any]]) -> None:
                 f"{entry['file']}: frames must be in time order, after the frames appended "
                 "before and not before the unloading's start."
             )
-        if entry["layer"] < previous_layer or entry["layer"] > max(top, previous_layer) + 1:
+        if entry["layer"] < previous_layer or entry["layer"] > top + 1:
             raise BadAppend(
                 f"{entry['file']}: layer {entry['layer']} does not continue the unloading "
                 f"(the last frame was in layer {previous_layer}; layers run 1, 2, ... in order)."

@@ -175,6 +175,7 @@ def test_a_corrupt_frame_and_a_wrong_checksum_are_stored_as_rejected_frames(clie
 def test_bad_appends_are_refused_with_a_reason_and_write_nothing(client):
     unloading = LiveUnloading()
     unloading.open(client)
+    starting_late = unloading.append(client, unloading.layer(2))
     unloading.append(client, unloading.layer(1))
 
     skipping = unloading.append(client, unloading.layer(3))
@@ -188,6 +189,7 @@ def test_bad_appends_are_refused_with_a_reason_and_write_nothing(client):
     extra.files["stray.jpg"] = b"x"
     stray = unloading.append(client, extra)
 
+    assert starting_late.status_code == 400
     assert skipping.status_code == 400 and "does not continue" in skipping.json()["detail"]
     assert no_layer.status_code == 400
     assert other_content.status_code == 409
