@@ -162,3 +162,42 @@ def test_a_real_worker_on_the_live_queue_estimates_each_layer_once(
 
     assert LiveEstimate.objects.filter(railcar=railcar).count() == 2
     assert AuditEvent.objects.filter(action="live_estimate.recorded").count() == 2
+
+
+def test_the_quality_flags_of_the_scored_layers_go_into_the_estimate(
+    plant, django_capture_on_commit_callbacks
+):
+    production_model()
+    client = token_client(plant)
+    unloading = dirty_unloading()
+    layer = unloading.layer(1)
+    broken = layer.entries[0]["file"]
+    files = {**layer.files, broken: b"not a jpeg at all"}
+    with django_capture_on_commit_callbacks(execute=True):
+        unloading.open(client)
+        assert unloading.append(client, layer, files=files).status_code == 201
+
+    estimate = live.latest_estimate(Railcar.objects.get(uid=unloading.uid))
+
+    assert estimate.quality_flags == {"decode": 1}
+    assert estimate.per_layer[0]["flags"] == ["decode"]
+
+
+def test_the_newest_estimates_of_many_railcars_take_one_query(
+    plant, django_assert_num_queries, django_capture_on_commit_callbacks
+):
+    production_model()
+    client = token_client(plant)
+    ids = []
+    for n in range(3):
+        unloading = dirty_unloading(railcar=f"RC-MANY-{n}")
+        post_layers(client, unloading, [1, 2][: n + 1], django_capture_on_commit_callbacks)
+        ids.append(Railcar.objects.get(uid=unloading.uid).pk)
+
+    with django_assert_num_queries(1):
+        newest = live.latest_estimates(ids)
+        layers = {railcar_id: e.layers_scored for railcar_id, e in newest.items()}
+        versions = {e.model_version.number for e in newest.values()}
+
+    assert layers == dict(zip(ids, [1, 2, 2], strict=True))
+    assert len(versions) == 1
