@@ -50,7 +50,7 @@ Status = Railcar.Status
 
 
 class UnloadingClosed(UnloadingConflict):
-    pass
+    """Frames sent to an unloading that was closed (409, like every conflict)."""
 
 
 class BadAppend(ValueError):
