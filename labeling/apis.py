@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from labeling.ingest import IngestResult, UnloadingConflict, ingest_unloading
+from labeling.lines import POST_UNLOADINGS, may
 from labeling.manifest import UnloadingManifestSerializer
 from scrapannot.api import HasRole
 from scrapannot.roles import Role
@@ -53,7 +54,17 @@ class UnloadingCreateOutputSerializer(serializers.Serializer):
     repaired = serializers.IntegerField(help_text="Frames this re-post filled in.")
 
 
-def _read_manifest(request: Request) -> Any:
+def not_your_line(line: str) -> Response:
+    """403 for a plant system posting for a line it is not granted (or that does not exist:
+    the two read alike, so a token cannot probe which lines exist)."""
+    return Response(
+        {"detail": f"This account may not post unloadings for line {line!r}: the line is not "
+         "granted to it (an admin grants lines, see the README)."},
+        status=status.HTTP_403_FORBIDDEN,
+    )  # fmt: skip
+
+
+def read_manifest(request: Request) -> Any:
     raw: Any = request.data.get(MANIFEST_FIELD)
     if isinstance(raw, UploadedFile):
         raw = raw.read()
@@ -82,28 +93,21 @@ class UnloadingCreateApi(APIView):
                 "was written"
             ),
             401: OpenApiResponse(ErrorSerializer, "no or bad token"),
-            403: OpenApiResponse(ErrorSerializer, "not a plant system or an admin"),
+            403: OpenApiResponse(
+                ErrorSerializer, "not a plant system or an admin, or a line not granted"
+            ),
             409: OpenApiResponse(ErrorSerializer, "same railcar and start, different manifest"),
             415: OpenApiResponse(ErrorSerializer, "not a multipart body"),
             503: OpenApiResponse(ErrorSerializer, "database unavailable; retry (Retry-After)"),
         },
     )
     def post(self, request: Request) -> Response:
-        serializer = UnloadingManifestSerializer(data=_read_manifest(request))
+        serializer = UnloadingManifestSerializer(data=read_manifest(request))
         serializer.is_valid(raise_exception=True)
         manifest = serializer.validated_data
-        listed = {frame["file"] for frame in manifest["frames"]}
-        repeated = sorted(n for n in request.FILES if len(request.FILES.getlist(n)) > 1)
-        if repeated:
-            raise serializers.ValidationError(
-                {"files": [f"Files sent more than once: {', '.join(repeated[:20])}"]}
-            )
-        files = {name: request.FILES[name] for name in request.FILES if name != MANIFEST_FIELD}
-        unexpected = sorted(set(files) - listed)
-        if unexpected:
-            raise serializers.ValidationError(
-                {"files": [f"Files not listed in the manifest: {', '.join(unexpected[:20])}"]}
-            )
+        if not may(request.user, POST_UNLOADINGS, manifest["line"]):
+            return not_your_line(manifest["line"])
+        files = frame_files(request, {frame["file"] for frame in manifest["frames"]})
         try:
             result: IngestResult = ingest_unloading(
                 manifest=manifest, sources=files, actor=request.user
@@ -114,3 +118,19 @@ class UnloadingCreateApi(APIView):
             UnloadingCreateOutputSerializer(result).data,
             status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
         )
+
+
+def frame_files(request: Request, listed: set[str]) -> dict[str, UploadedFile]:
+    """The frame parts of a multipart body, by name; 400 for a part sent twice or not listed."""
+    repeated = sorted(n for n in request.FILES if len(request.FILES.getlist(n)) > 1)
+    if repeated:
+        raise serializers.ValidationError(
+            {"files": [f"Files sent more than once: {', '.join(repeated[:20])}"]}
+        )
+    files = {name: request.FILES[name] for name in request.FILES if name != MANIFEST_FIELD}
+    unexpected = sorted(set(files) - listed)
+    if unexpected:
+        raise serializers.ValidationError(
+            {"files": [f"Files not listed in the manifest: {', '.join(unexpected[:20])}"]}
+        )
+    return files

@@ -10,6 +10,8 @@ from typing import Any
 
 from django.conf import settings
 from django.utils.dateparse import parse_datetime
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 _PRINTABLE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._:/#-]*$")
@@ -23,6 +25,7 @@ MAX_UTC_OFFSET = timedelta(hours=14)
 MIN_YEAR, MAX_YEAR = 1970, 2999
 
 
+@extend_schema_field(OpenApiTypes.DATETIME)
 class AwareDateTimeField(serializers.Field):
     """ISO 8601 with an explicit time zone: a naive time from a plant clock is ambiguous."""
 
@@ -58,6 +61,9 @@ class AwareDateTimeField(serializers.Field):
         return value.isoformat()
 
 
+@extend_schema_field(
+    {"type": "array", "items": {"type": "number"}, "minItems": 4, "maxItems": 4, "nullable": True}
+)
 class BoxField(serializers.Field):
     default_error_messages = {
         "invalid": "Expected [x_min, y_min, x_max, y_max] in pixels with x_min < x_max and "

@@ -36,6 +36,9 @@ class Line(models.Model):
 
 class Railcar(models.Model):
     class Status(models.TextChoices):
+        # Opened by a plant system that appends its layers while unloading (labeling.live_ingest);
+        # nothing but those appends touches it until it is closed.
+        RECEIVING = "receiving", "receiving layers"
         INGESTED = "ingested", "ingested"
         CHECKING = "checking", "checking"
         IN_POOL = "in_pool", "in pool"

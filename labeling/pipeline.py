@@ -56,6 +56,27 @@ def save_frame_checks(*, frame: Frame, results: list[CheckResult]) -> None:
         frame.save(update_fields=["quality"])
 
 
+def save_new_frame_checks(*, checked: list[tuple[Frame, list[CheckResult]]]) -> None:
+    """`save_frame_checks` for frames just created (no checks yet), in two queries: a layer
+    appended while unloading (labeling.live_ingest) is checked in its own request."""
+    for frame, results in checked:
+        eligible = all(r.passed for r in results)
+        frame.quality = Frame.Quality.ELIGIBLE if eligible else Frame.Quality.INELIGIBLE
+    FrameCheck.objects.bulk_create(
+        FrameCheck(
+            frame=frame,
+            name=r.check,
+            value=r.value,
+            threshold=r.threshold,
+            passed=r.passed,
+            detail=r.detail[:255],
+        )
+        for frame, results in checked
+        for r in results
+    )
+    Frame.objects.bulk_update([frame for frame, _ in checked], ["quality"])
+
+
 def check_railcar(*, railcar_id: int) -> Railcar | None:
     """Check every frame not checked yet, then conclude. None when the railcar is gone."""
     railcar = Railcar.objects.filter(pk=railcar_id).first()

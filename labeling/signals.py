@@ -12,3 +12,8 @@ railcar_entered_pool = Signal()
 # Sent after the transaction that recorded a railcar's last needed rating commits (aggregation
 # starts from it); kwargs: railcar_id.
 railcar_rated = Signal()
+
+# Sent after the transaction that appended frames to an open unloading commits, once per layer the
+# append touched whose keyframe passed the quality checks (labeling.live_ingest); kwargs:
+# railcar_id, layer_index.
+layer_checked = Signal()

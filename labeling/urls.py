@@ -1,12 +1,23 @@
 from django.urls import path
 
 from labeling import annotation_apis as ann
-from labeling import annotation_views, apis, ops_views
+from labeling import annotation_views, apis, live_apis, ops_views
 
 app_name = "labeling"
 
 api_urlpatterns = [
     path("unloadings/", apis.UnloadingCreateApi.as_view(), name="unloading-create"),
+    path("unloadings/open/", live_apis.UnloadingOpenApi.as_view(), name="unloading-open"),
+    path(
+        "unloadings/<uuid:uid>/frames/",
+        live_apis.UnloadingAppendApi.as_view(),
+        name="unloading-append",
+    ),
+    path(
+        "unloadings/<uuid:uid>/close/",
+        live_apis.UnloadingCloseApi.as_view(),
+        name="unloading-close",
+    ),
     path("assignments/next/", ann.NextAssignmentApi.as_view(), name="assignment-next"),
     path("assignments/<uuid:uid>/", ann.AssignmentDetailApi.as_view(), name="assignment-detail"),
     path(

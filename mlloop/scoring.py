@@ -32,7 +32,7 @@ from mlloop.config import feature_key
 from mlloop.feature_maps import model_bags
 from mlloop.models import ModelVersion, RailcarScore
 from mlloop.selection import diverse_order, uncertainty
-from mlloop.training import ensemble_predictions
+from mlloop.training import ensemble_outputs
 from scrapannot import audit
 from scrapannot.policy import policy_value
 
@@ -56,6 +56,9 @@ class Prediction:
     grade_probs: dict[str, float]
     grade_entropy: float
     embedding: np.ndarray  # the model's attention-pooled view of the railcar (for diversity)
+    # The MIL attention weight of each layer of the bag, in bag order (sum to 1): how much each
+    # layer counted in the estimate (seed 000, section 4).
+    attention: np.ndarray | None = None
 
     @property
     def top_grade_probability(self) -> float:
@@ -74,7 +77,8 @@ def predict_many(trained: TrainedModel, bags: Sequence[np.ndarray]) -> list[Pred
     """The ensemble's predictions for bags of layer features (each [layers, dim])."""
     if not bags:
         return []
-    contamination, spread, probs, embeddings = ensemble_predictions(trained, bags)
+    outputs = ensemble_outputs(trained, bags)
+    contamination, spread, probs = outputs.contamination, outputs.spread, outputs.grade_probs
     model = trained.model
     with torch.inference_mode():
         expected = model.expected_error(torch.from_numpy(spread).float()).numpy()
@@ -89,7 +93,8 @@ def predict_many(trained: TrainedModel, bags: Sequence[np.ndarray]) -> list[Pred
                 expected_error_pct=float(expected[i]),
                 grade_probs={g: float(v) for g, v in zip(grades, probs[i], strict=True)},
                 grade_entropy=float(-(p * np.log(p)).sum()),
-                embedding=embeddings[i],
+                embedding=outputs.pooled[i],
+                attention=outputs.attention[i],
             )
         )
     return out

@@ -206,15 +206,23 @@ def fit_error_model(trained: TrainedModel, bags: Sequence[Bag]) -> None:
         model.error_intercept.fill_(float(max(intercept, 0.0)))
 
 
-def ensemble_predictions(
+@dataclass(frozen=True)
+class EnsembleOutput:
+    """Per bag (every layer, dropout off)."""
+
+    contamination: np.ndarray  # [n] the members' mean contamination (%)
+    spread: np.ndarray  # [n] their STD (pp)
+    grade_probs: np.ndarray  # [n, C] the members' mean grade probabilities
+    pooled: np.ndarray  # [n, F] the attention-pooled, whitened bag (the railcar's embedding)
+    attention: list[np.ndarray]  # per bag, its layers' attention weights (sum to 1)
+
+
+def ensemble_outputs(
     trained: TrainedModel, bags: Sequence[Bag] | Sequence[np.ndarray]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per bag (every layer, dropout off): the members' mean contamination (%), their spread
-    (STD, pp), the members' mean grade probabilities [n, C] and the attention-pooled, whitened
-    bag [n, F] (the railcar's embedding)."""
+) -> EnsembleOutput:
     model = trained.model
     model.eval()
-    means, spreads, probs, pooled = [], [], [], []
+    means, spreads, probs, pooled, attention = [], [], [], [], []
     with torch.inference_mode():
         for start in range(0, len(bags), 64):
             part = [b.features if isinstance(b, Bag) else b for b in bags[start : start + 64]]
@@ -225,12 +233,25 @@ def ensemble_predictions(
             spreads.append(members.std(dim=1, unbiased=False).cpu().numpy())
             probs.append(torch.softmax(output.member_grade_logits, dim=2).mean(dim=1).cpu().numpy())
             pooled.append(output.pooled.cpu().numpy())
-    return (
-        np.concatenate(means),
-        np.concatenate(spreads),
-        np.concatenate(probs),
-        np.concatenate(pooled),
+            weights = output.attention.cpu().numpy()
+            attention += [weights[i, : len(bag)] for i, bag in enumerate(part)]
+    return EnsembleOutput(
+        contamination=np.concatenate(means),
+        spread=np.concatenate(spreads),
+        grade_probs=np.concatenate(probs),
+        pooled=np.concatenate(pooled),
+        attention=attention,
     )
+
+
+def ensemble_predictions(
+    trained: TrainedModel, bags: Sequence[Bag] | Sequence[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per bag (every layer, dropout off): the members' mean contamination (%), their spread
+    (STD, pp), the members' mean grade probabilities [n, C] and the attention-pooled, whitened
+    bag [n, F] (the railcar's embedding)."""
+    out = ensemble_outputs(trained, bags)
+    return out.contamination, out.spread, out.grade_probs, out.pooled
 
 
 def point_predictions(trained: TrainedModel, bags: Sequence[Bag]) -> tuple[np.ndarray, np.ndarray]:

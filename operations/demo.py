@@ -11,6 +11,8 @@ from django.contrib.auth.models import Group, User
 from django.db import transaction
 from rest_framework.authtoken.models import Token
 
+from labeling.lines import POST_UNLOADINGS, grant, may
+from labeling.models import Line
 from scrapannot.roles import Role
 
 # Printed on the console by `manage.py demo` and written in the README: not a secret.
@@ -25,6 +27,9 @@ class DemoAccount:
     # permission set; the "admin" group alone carries no Django model permissions.
     superuser: bool = False
 
+
+# The lines of the synthetic railcars (operations.synth): the demo plant system posts for them.
+DEMO_LINES = ("L1", "L2", "L3", "L4", "L5", "L6")
 
 DEMO_ACCOUNTS: tuple[DemoAccount, ...] = (
     DemoAccount("annotator1", Role.ANNOTATOR),
@@ -68,6 +73,10 @@ def ensure_demo_user(*, account: DemoAccount, password: str = DEMO_PASSWORD) -> 
         token = None
         if account.role == Role.PLANT_SYSTEM:
             token = Token.objects.get_or_create(user=user)[0].key
+            for name in DEMO_LINES:
+                line = Line.objects.get_or_create(name=name)[0]
+                if not may(user, POST_UNLOADINGS, name):
+                    grant(actor=None, user=user, line=line, permission=POST_UNLOADINGS)
     return DemoUser(username=user.username, role=account.role, created=created, api_token=token)
 
 

@@ -1,40 +1,21 @@
 """What the operator application shows: the unloadings of the lines a user may see, newest first,
 each with its latest live estimate, the decision in force and its escalations (the list page, its
 polling feed and the API read the same rows), and one unloading in full.
-
-`_latest_estimates` reads LiveEstimate directly (newest by layers scored, then id) until
-`operations.live.latest_estimates` is merged; then it should call that.
 """
 
 from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import OuterRef, Subquery
 from django.urls import reverse
 
 from labeling.models import Layer, Railcar
 from operations.access import visible_railcars
+from operations.live import latest_estimates
 from operations.models import Escalation, LiveEstimate, OperatorDecision
 
 FEED_LIMIT = 100
 User = AbstractBaseUser | AnonymousUser
-
-
-def _latest_estimates(railcar_ids: list[int]) -> dict[int, LiveEstimate]:
-    newest = (
-        LiveEstimate.objects.filter(railcar_id=OuterRef("railcar_id"))
-        .order_by("-layers_scored", "-id")
-        .values("pk")[:1]
-    )
-    rows = LiveEstimate.objects.filter(
-        railcar_id__in=railcar_ids, pk=Subquery(newest)
-    ).select_related("model_version")
-    return {e.railcar_id: e for e in rows}
-
-
-def latest_estimate(railcar: Railcar) -> LiveEstimate | None:
-    return _latest_estimates([railcar.pk]).get(railcar.pk)
 
 
 def latest_decisions(railcar_ids: list[int]) -> dict[int, OperatorDecision]:
@@ -97,7 +78,7 @@ def feed_rows(user: User, *, limit: int = FEED_LIMIT) -> list[dict[str, Any]]:
     """The unloadings `user` may see, newest first, in four queries whatever their number."""
     railcars = list(visible_railcars(user).order_by("-unloading_started_at", "-id")[:limit])
     ids = [r.pk for r in railcars]
-    estimates, decisions = _latest_estimates(ids), latest_decisions(ids)
+    estimates, decisions = latest_estimates(ids), latest_decisions(ids)
     escalations = escalations_of(ids)
     return [
         {

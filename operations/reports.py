@@ -15,20 +15,10 @@ from typing import Any
 from django.db.models import Count
 
 from labeling.models import Frame, Railcar
+from operations.live import latest_estimate
 from operations.models import Escalation, LiveEstimate, OperatorDecision
 
 REPORT_VERSION = 1
-
-
-def latest_estimate(railcar: Railcar) -> LiveEstimate | None:
-    # Private stand-in for operations.live.latest_estimate (the `live` helper's), same order:
-    # most layers scored, then newest. The lead points this at the live module at merge.
-    return (
-        LiveEstimate.objects.filter(railcar=railcar)
-        .select_related("model_version")
-        .order_by("-layers_scored", "-id")
-        .first()
-    )
 
 
 def _iso(value: Any) -> str | None:

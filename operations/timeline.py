@@ -267,6 +267,16 @@ _SUMMARIES: dict[str, _Summary] = {
         f"Ingested {p.get('frames')} frames in {p.get('layers')} layers "
         f"({len(p.get('rejected') or [])} rejected; layers from {p.get('layer_source')})"
     ),
+    "unloading.opened": lambda p, f: f"Opened for posting layer by layer on {p.get('line')}",
+    "unloading.frames_appended": lambda p, f: (
+        f"Appended {p.get('frames')} frames to layers {p.get('layers')} "
+        f"({len(p.get('rejected') or [])} rejected; eligible keyframes: {p.get('keyframes')})"
+    ),
+    "live_estimate.recorded": lambda p, f: (
+        f"Live estimate {p.get('contamination_pct')} % {p.get('grade')} (confidence "
+        f"{p.get('confidence')}) from {p.get('layers_scored')} layers, model "
+        f"v{p.get('model_version')}"
+    ),
     "quality.checked": lambda p, f: (
         f"Quality checks: {p.get('outcome')}; {p.get('eligible_layers')} of {p.get('layers')} "
         f"layers eligible ({p.get('eligible_frames')} of {p.get('frames')} frames)"

@@ -147,6 +147,15 @@ def report_changed(*, railcar: Railcar, event: str) -> list[WebhookDelivery]:
     return deliveries
 
 
+def on_estimate_recorded(sender: object, *, railcar_id: int, **kwargs: Any) -> None:
+    """Receiver of `operations.signals.estimate_recorded` (sent after the estimate committed):
+    the railcar's report goes to the endpoints that want estimates."""
+    railcar = Railcar.objects.filter(pk=railcar_id).first()
+    if railcar is not None:
+        with transaction.atomic():
+            report_changed(railcar=railcar, event=WebhookEvent.ESTIMATE)
+
+
 @dataclass(frozen=True)
 class Answer:
     code: int | None

@@ -245,6 +245,9 @@ CELERY_TASK_ROUTES = {
     "operations.compute_explanation": {"queue": "explanations"},
     "operations.deliver_webhook": {"queue": "webhooks"},
     "operations.resend_stalled_webhooks": {"queue": "webhooks"},
+    # A layer's live estimate must not wait behind training or a batch of checks (seed 000's
+    # budget is about a second a layer): a queue of its own.
+    "operations.record_live_estimate": {"queue": "live"},
 }
 CELERY_TIMEZONE = TIME_ZONE
 
@@ -282,6 +285,11 @@ MLLOOP = {
     "LAMBDA": env_float("MLLOOP_LAMBDA", 0.5),
     "EPOCHS": env_int("MLLOOP_EPOCHS", 30),
     "DEVICE": os.environ.get("MLLOOP_DEVICE", "cpu"),
+    # Torch threads in each process of a `live` worker (operations.tasks). It runs --concurrency N
+    # processes, each scoring one keyframe at a time; more threads than cores per process spin
+    # against each other (bench_live: 92 ms a layer with 1 thread, 250 ms to 1.8 s with 2, on a
+    # loaded 2-core machine). 0 leaves torch's default (one per core).
+    "LIVE_TORCH_THREADS": env_int("MLLOOP_LIVE_TORCH_THREADS", 1),
 }
 
 # The operator application's reports and webhooks (operations.report_csv, operations.webhooks).

@@ -77,9 +77,30 @@ def outsider(db) -> User:
     return user_with_roles("outsider")
 
 
+# The lines the test unloadings are posted for (tests/labeling/unloadings.py, factories, and the
+# synthetic railcars of operations.synth, L1-L6).
+PLANT_LINES = ("L1", "L2", "L3", "L4", "L5", "L6")
+
+
+def grant_lines(user: User, *names: str, permission: str = "post_unloadings") -> None:
+    """Grant `user` `permission` on the lines `names`, creating the Line rows as needed.
+
+    Test set-up, so guardian's assign_perm directly rather than labeling.lines.grant: the tests
+    that count audit events count those of the action under test."""
+    from guardian.shortcuts import assign_perm
+
+    from labeling.models import Line
+
+    for name in names:
+        assign_perm(f"labeling.{permission}", user, Line.objects.get_or_create(name=name)[0])
+
+
 @pytest.fixture
 def plant(db) -> User:
-    return user_with_roles("plant-l2", Role.PLANT_SYSTEM)
+    """A plant system granted the lines the test unloadings use (L1-L6); L7 and up are not."""
+    user = user_with_roles("plant-l2", Role.PLANT_SYSTEM)
+    grant_lines(user, *PLANT_LINES)
+    return user
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """The production shape of README, all of its own, for fault injection: PostgreSQL, Redis,
-gunicorn and a Celery worker (queues celery and quality), with a plant token. Used by the fault
+gunicorn and a Celery worker (queues celery and quality), with a plant token granted lines
+L1-L6. Used by the fault
 tests and `bin/bench faults`."""
 
 import os
@@ -22,6 +23,11 @@ from django.contrib.auth.models import Group, User
 from rest_framework.authtoken.models import Token
 user = User.objects.create_user("plant-faults")
 user.groups.add(Group.objects.get_or_create(name="plant system")[0])
+from labeling.lines import grant
+from labeling.models import Line
+for name in ("L1", "L2", "L3", "L4", "L5", "L6"):
+    line = Line.objects.get_or_create(name=name)[0]
+    grant(actor=None, user=user, line=line, permission="post_unloadings")
 print(Token.objects.create(user=user).key)
 """
 

@@ -63,7 +63,9 @@ from rest_framework.authtoken.models import Token
 
 from labeling.imagefiles import check_frame_bytes, sha256_hex, strip_jpeg
 from labeling.ingest import ingest_unloading
+from labeling.lines import POST_UNLOADINGS, grant
 from labeling.manifest import UnloadingManifestSerializer
+from labeling.models import Line
 from operations.synth import write_unloadings
 from scrapannot.celery import app as celery_app
 from scrapannot.roles import Role
@@ -107,6 +109,9 @@ def validated(manifest: dict[str, Any]) -> dict[str, Any]:
 def bench_plant_token() -> tuple[User, str]:
     user, _ = User.objects.get_or_create(username="bench-plant")
     user.groups.add(Group.objects.get(name=Role.PLANT_SYSTEM.value))
+    for name in ("L1", "L2", "L3", "L4", "L5", "L6"):  # the lines the synthetic railcars use
+        grant(actor=None, user=user, line=Line.objects.get_or_create(name=name)[0],
+              permission=POST_UNLOADINGS)  # fmt: skip
     token, _ = Token.objects.get_or_create(user=user)
     return user, token.key
 

@@ -18,10 +18,10 @@ pytestmark = pytest.mark.django_db
 def test_grant_line_gives_an_operator_a_line_and_revoke_takes_it_back():
     operator = user_with_roles("op", Role.OPERATOR)
 
-    call_command("grant_line", "L7", "op", "--create")
+    call_command("grant_line", "op", "L7", "--create", "--permission", "operate_line")
     assert lines.line_names(operator, lines.OPERATE_LINE) == {"L7"}
 
-    call_command("grant_line", "L7", "op", "--revoke")
+    call_command("grant_line", "op", "L7", "--revoke", "--permission", "operate_line")
     assert lines.line_names(operator, lines.OPERATE_LINE) == set()
     assert list(
         AuditEvent.objects.filter(action__startswith="line.").values_list("action", flat=True)
@@ -32,13 +32,13 @@ def test_grant_line_post_gives_a_plant_system_its_line():
     plant = user_with_roles("plant", Role.PLANT_SYSTEM)
     line("L3")
 
-    call_command("grant_line", "L3", "plant", "--post")
+    call_command("grant_line", "plant", "L3")
 
     assert lines.line_names(plant, lines.POST_UNLOADINGS) == {"L3"}
     assert lines.line_names(plant, lines.OPERATE_LINE) == set()
 
 
-@pytest.mark.parametrize("args", [("L9", "op"), ("L1", "nobody")])
+@pytest.mark.parametrize("args", [("op", "L9"), ("nobody", "L1")])
 def test_grant_line_refuses_an_unknown_line_or_user(args):
     user_with_roles("op", Role.OPERATOR)
     line("L1")
