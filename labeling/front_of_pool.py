@@ -21,6 +21,8 @@ from scrapannot import audit
 
 FRONT_PRIORITY = 1e9
 WAITING_FOR_RATERS = (
+    # Still being unloaded (labeling.live_ingest): it enters the pool at the front once closed.
+    Railcar.Status.RECEIVING,
     Railcar.Status.INGESTED,
     Railcar.Status.CHECKING,
     Railcar.Status.NEEDS_ATTENTION,

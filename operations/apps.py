@@ -28,6 +28,9 @@ class OperationsConfig(AppConfig):
         labeling_signals.railcar_entered_pool.connect(
             tasks.enqueue_live_estimate, dispatch_uid="live-pool"
         )
+        labeling_signals.railcar_entered_pool.connect(
+            escalation.on_railcar_entered_pool, dispatch_uid="escalation-pool"
+        )
         # Each recorded estimate is held against the escalation policies.
         estimate_recorded.connect(escalation.on_estimate_recorded, dispatch_uid="escalation")
         # ... and posted to the webhook endpoints that want estimates.

@@ -27,6 +27,7 @@ from adjudication.labels import send_to_adjudication
 from adjudication.models import AdjudicationCase
 from labeling.front_of_pool import put_at_front
 from labeling.models import Railcar
+from operations.live import latest_estimate
 from operations.models import Escalation, LiveEstimate, OperatorDecision
 from operations.policies import POOL, SENIOR, EscalationPolicy, escalation_policy
 from operations.webhook_models import WebhookEvent
@@ -135,7 +136,10 @@ def escalate_if_needed(
                 fallback = [{**r, "requested_route": POOL} for r in pool_reasons]
                 routes[SENIOR] = routes.get(SENIOR, []) + fallback
         senior_reasons = routes.get(SENIOR, [])
-        if senior_reasons and SENIOR not in done:
+        # A railcar still being unloaded keeps receiving layers: a senior inspector gets it when
+        # it enters the pool (on_railcar_entered_pool evaluates its latest estimate again).
+        receiving = railcar.status == Railcar.Status.RECEIVING
+        if senior_reasons and SENIOR not in done and not receiving:
             _to_senior(railcar, senior_reasons, open_case)
             made.append(_record(railcar, SENIOR, senior_reasons, estimate, decision, actor))
     return made
@@ -189,6 +193,14 @@ def escalate_estimate(*, estimate_id: int) -> list[Escalation]:
     if estimate is None:
         return []
     return escalate_if_needed(railcar=estimate.railcar, estimate=estimate)
+
+
+def on_railcar_entered_pool(sender: object, *, railcar_id: int, **kwargs: Any) -> None:
+    """Receiver of `labeling.signals.railcar_entered_pool`: the rules held against the railcar's
+    latest estimate once more (a senior route deferred while it was being unloaded)."""
+    estimate = latest_estimate(railcar_id)
+    if estimate is not None:
+        escalate_estimate(estimate_id=estimate.pk)
 
 
 def on_estimate_recorded(sender: object, **kwargs: Any) -> None:
