@@ -15,11 +15,15 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from PIL import Image
 
+from labeling.models import Frame
 from mlloop import registry
 from mlloop.artifacts import ArtifactError, TrainedModel, artifact_bytes
 from mlloop.config import ModelConfig, config_from_dict, feature_key
-from mlloop.feature_maps import head_training_data, model_bags
+from mlloop.feature_maps import head_training_data, keyframe_rows, model_bags
+from mlloop.features import FeatureExtractor, extractor, load_image
+from mlloop.finetune import ImageBag, finetune, image_bags
 from mlloop.inclusion import InclusionHead, fit_inclusion_head
 from mlloop.model import BackboneError
 from mlloop.models import DatasetItem, ModelVersion, Split
@@ -159,6 +163,9 @@ def _train(model_version: ModelVersion, run: _Run) -> tuple[TrainedModel, dict[s
         progress=lambda fraction, line: run.say(line, progress=0.3 + 0.6 * fraction),
         inclusion=inclusion,
     )
+    if config.finetune_stages:
+        trained, bags = _finetuned(trained, bags, run)
+        key = trained.feature_key
     run.say(f"best epoch {trained.best_epoch}; evaluating", progress=0.92, stage="evaluating")
     metrics: dict[str, object] = {
         split: evaluate(trained, bags[split]) for split in (Split.TRAIN, Split.VAL, Split.TEST)
@@ -175,6 +182,58 @@ def _train(model_version: ModelVersion, run: _Run) -> tuple[TrainedModel, dict[s
         except ArtifactError as exc:
             run.say(f"production model not measured on this validation split: {exc}")
     return trained, metrics
+
+
+def _image_bags(base: FeatureExtractor, bags: list[Bag]) -> list[ImageBag]:
+    """Each railcar's keyframes in layer order, preprocessed for fine-tuning."""
+    rows = keyframe_rows([b.railcar_id for b in bags])
+    frames = {f.pk: f for f in Frame.objects.filter(pk__in=[f for _, f in rows])}
+    keyframes: dict[int, list[tuple[Image.Image, object]]] = {}
+    for railcar_id, frame_id in rows:
+        try:
+            image = load_image(frames[frame_id])
+        except (OSError, ValueError):
+            continue  # left out of the bag, as feature extraction leaves it out
+        keyframes.setdefault(railcar_id, []).append((image, frames[frame_id].railcar_box))
+    found = [b for b in bags if b.railcar_id in keyframes]
+    return image_bags(base, [(keyframes[b.railcar_id], b.contamination, b.grade) for b in found])
+
+
+def _finetuned(
+    trained: TrainedModel, bags: dict[str, list[Bag]], run: _Run
+) -> tuple[TrainedModel, dict[str, list[Bag]]]:
+    """Fine-tune the backbone with the heads (mlloop.finetune); the splits' bags as the result
+    reads them (the fine-tuned backbone's features, cached under its own key)."""
+    config = trained.config
+    run.say(
+        f"fine-tuning the last {config.finetune_stages} of stages {list(config.stages)} with the "
+        f"heads for {config.finetune_epochs} epochs",
+        progress=0.6,
+        stage="fine-tuning",
+    )
+    base = extractor(config)
+    tuned, _ = finetune(
+        trained,
+        base,
+        _image_bags(base, bags[Split.TRAIN]),
+        _image_bags(base, bags[Split.VAL]),
+        progress=lambda fraction, line: run.say(line, progress=0.6 + 0.3 * fraction),
+    )
+    if tuned is trained:
+        run.say("fine-tuning did not beat the heads alone on validation: the heads are kept")
+        return trained, bags
+    tuned.feature_key = feature_key(tuned.config)
+    run.say("computing the fine-tuned backbone's features", stage="features")
+    ids = [b.railcar_id for split in bags.values() for b in split]
+    found = model_bags(ids, tuned.config, inclusion=tuned.inclusion, log=run.say)
+    return tuned, {
+        split: [
+            Bag(found[b.railcar_id], b.contamination, b.grade, b.railcar_id)
+            for b in split_bags
+            if b.railcar_id in found
+        ]
+        for split, split_bags in bags.items()
+    }
 
 
 def _rebuilt(trained: TrainedModel, bags: dict[str, list[Bag]]) -> list[Bag]:

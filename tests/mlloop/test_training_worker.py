@@ -26,7 +26,14 @@ pytestmark = pytest.mark.django_db(transaction=True)
 Status = ModelVersion.Status
 
 
-def test_a_worker_trains_a_test_model_which_then_reorders_the_pool(on_postgresql, celery_worker):
+@pytest.mark.parametrize(
+    "tuning",
+    [{}, {"finetune_stages": 1, "finetune_epochs": 2, "finetune_lr": 3e-3}],
+    ids=["heads-only", "fine-tuned"],
+)
+def test_a_worker_trains_a_test_model_which_then_reorders_the_pool(
+    on_postgresql, celery_worker, tuning
+):
     boss = User.objects.create_user(username="boss", password="x-pass-1", is_superuser=True)
     set_policy(key=VAL_SHARE, value=0.3, actor=boss)
     set_policy(key=TEST_SHARE, value=0.3, actor=boss)
@@ -42,7 +49,7 @@ def test_a_worker_trains_a_test_model_which_then_reorders_the_pool(on_postgresql
         dataset_version=dataset,
         actor=boss,
         overrides={"backbone": "test_efficientnet", "image_size": 64, "epochs": 15,
-                   "batch_size": 4, "bag_size": 2, "ensemble": 3},
+                   "batch_size": 4, "bag_size": 2, "ensemble": 3, **tuning},
     )  # fmt: skip
     # Done when failed, or succeeded and past the promotion rule (a transaction of its own).
     run = wait_for(
@@ -57,6 +64,8 @@ def test_a_worker_trains_a_test_model_which_then_reorders_the_pool(on_postgresql
 
     assert run.status == Status.SUCCEEDED, run.log
     assert run.task_id and run.progress == 1.0 and "epoch 15/15" in run.log
+    if tuning:
+        assert "fine-tuning epoch 2/2" in run.log
     assert run.is_production  # the first model to succeed: the promotion rule takes it
     print("\nworker-trained test_efficientnet@64:", json.dumps(
         {s: {k: run.metrics[s][k] for k in ("n", "mae", "r2", "accuracy", "f1_macro")}
