@@ -50,7 +50,8 @@ from adjudication.policies import METHOD, STD_KIND, STD_THRESHOLD, AggregationPo
 from mlloop import scoring  # noqa: E402
 from mlloop.config import ModelConfig, weights_digest  # noqa: E402
 from mlloop.features import FeatureExtractor, crop_box  # noqa: E402
-from mlloop.inclusion import cell_targets, fit_inclusion_head, summary  # noqa: E402
+from mlloop.finetune import finetune, image_bags  # noqa: E402
+from mlloop.inclusion import InclusionHead, cell_targets, fit_inclusion_head, summary  # noqa: E402
 from mlloop.selection import diverse_order  # noqa: E402
 from mlloop.training import Bag, evaluate, fit  # noqa: E402
 from operations import synth  # noqa: E402
@@ -177,21 +178,28 @@ class Inputs:
     maps: list[list[np.ndarray]]
     targets: list[list[np.ndarray]]
 
-    def bags(self, labeled: list[int], seed: int) -> list[np.ndarray]:
-        """Every railcar's bag as the product builds it after training on `labeled`: pooled
-        features, plus the summary of an inclusion head fitted on the labeled railcars' masks
-        (mlloop.runs does the same with the train split's masks)."""
+    def head(self, labeled: list[int], seed: int) -> InclusionHead | None:
+        """The inclusion head fitted on the labeled railcars' masks (mlloop.runs does the same
+        with the train split's masks); None with masks off."""
         if not self.maps:
-            return self.pooled
-        head = fit_inclusion_head(
+            return None
+        return fit_inclusion_head(
             [m.astype(np.float32) for i in labeled for m in self.maps[i]],
             [t for i in labeled for t in self.targets[i]],
             seed=seed,
         )
+
+    def bags_with(self, head: InclusionHead | None) -> list[np.ndarray]:
+        if head is None:
+            return self.pooled
         return [
             np.concatenate([pooled, np.stack([summary(head, m) for m in maps])], axis=1)
             for pooled, maps in zip(self.pooled, self.maps, strict=True)
         ]
+
+    def bags(self, labeled: list[int], seed: int) -> list[np.ndarray]:
+        """Every railcar's bag as the product builds it after training on `labeled`."""
+        return self.bags_with(self.head(labeled, seed))
 
 
 def extract(railcars: list[Railcar], config: ModelConfig, *, masks: bool) -> tuple[Inputs, float]:
@@ -228,6 +236,8 @@ class Timing:
     train_seconds: float = 0.0
     scored: int = 0
     score_seconds: float = 0.0
+    finetune_railcar_epochs: int = 0
+    finetune_seconds: float = 0.0
 
 
 def train(bags: list[Bag], val: list[Bag], config: ModelConfig, timing: Timing):
@@ -361,6 +371,80 @@ def final_random(
     return test_metrics(model, [bag(i, True) for i in order[: args.test]], train_bags)
 
 
+def final_finetuned(
+    seed: int,
+    inputs: Inputs,
+    railcars: list[Railcar],
+    labels: Labels,
+    args: argparse.Namespace,
+    config: ModelConfig,
+    timing: Timing,
+) -> tuple[dict[str, float], dict[str, float]]:
+    """As `final_random`, then the product's fine-tuning (mlloop.finetune) of the last
+    --finetune-stages stages with the heads; the test split through the tuned backbone."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(railcars))
+    pool_ids = order[args.test + args.val :]
+    chosen = list(rng.choice(pool_ids, size=args.seed_set, replace=False))
+    pick_rng = np.random.default_rng([seed, 1])
+    for _ in range(args.rounds):
+        rest = [i for i in pool_ids if i not in set(chosen)]
+        chosen += list(pick_rng.choice(rest, size=args.per_round, replace=False))
+    val_ids, test_ids = order[args.test : args.test + args.val], order[: args.test]
+    head = inputs.head(chosen, seed)
+    features = inputs.bags_with(head)
+    config = ModelConfig(
+        **{**config.as_dict(), "seed": seed, "grades": tuple(GRADES),
+           "finetune_stages": args.finetune_stages, "finetune_epochs": args.finetune_epochs}
+    )  # fmt: skip
+
+    def rated(i: int) -> Bag:
+        return Bag(features[i], float(labels.contamination[i]), int(labels.grades[i]))
+
+    train_bags = [rated(i) for i in chosen]
+    heads = fit(train_bags, [rated(i) for i in val_ids], config, inclusion=head)
+    base = FeatureExtractor(config)
+
+    def images(ids) -> list:
+        return [
+            (
+                [
+                    (Image.fromarray(f), b)
+                    for f, b in zip(railcars[i].keyframes, railcars[i].railcar_boxes, strict=True)
+                ],
+                float(labels.contamination[i]),
+                int(labels.grades[i]),
+            )
+            for i in ids
+        ]
+
+    truth = [
+        Bag(features[i], railcars[i].truth_pct, GRADES.index(railcars[i].grade)) for i in test_ids
+    ]
+    before = test_metrics(heads, truth, train_bags)
+    start = time.perf_counter()
+    tuned, _ = finetune(
+        heads, base, image_bags(base, images(chosen)), image_bags(base, images(val_ids))
+    )
+    timing.finetune_seconds += time.perf_counter() - start
+    timing.finetune_railcar_epochs += len(chosen) * config.finetune_epochs
+    test_features = [features[i] for i in test_ids]
+    if tuned is not heads:
+        tuned_extractor = FeatureExtractor(tuned.config)
+        test_features = []
+        for i in test_ids:
+            images_i = [Image.fromarray(f) for f in railcars[i].keyframes]
+            pooled, maps = tuned_extractor.extract_maps(images_i, railcars[i].railcar_boxes)
+            if head is not None:
+                pooled = np.concatenate([pooled, np.stack([summary(head, m) for m in maps])], 1)
+            test_features.append(pooled)
+    test = [
+        Bag(f, railcars[i].truth_pct, GRADES.index(railcars[i].grade))
+        for f, i in zip(test_features, test_ids, strict=True)
+    ]
+    return before, test_metrics(tuned, test, train_bags)
+
+
 def labels_to_reach(curve_n: list[float], curve_mae: list[float], target: float) -> float | None:
     """The label count at which a mean MAE curve first reaches `target` (linear interpolation
     between rounds), None if it never does."""
@@ -411,6 +495,11 @@ def main() -> None:
     parser.add_argument(
         "--ablation-seeds", type=int, default=3, help="seeds of the ablation table (0: none)"
     )
+    parser.add_argument(
+        "--finetune-seeds", type=int, default=1, help="seeds of the fine-tuning row (0: none)"
+    )
+    parser.add_argument("--finetune-stages", type=int, default=1)
+    parser.add_argument("--finetune-epochs", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     total = args.test + args.val + args.pool
@@ -550,7 +639,28 @@ def ablation(
         f"{'+ uncertainty and diversity picks (the product)':<58} {mean['mae']:6.3f} "
         f"{mean['r2']:6.3f} {mean['f1']:6.3f} {mean['mae'] / mean['mean_mae']:8.2f}"
     )
-    print(f"{'fine-tuning the backbone':<58} not built (see the README)")
+    tuned_seeds = range(min(args.finetune_seeds, args.seeds))
+    if tuned_seeds:
+        pairs = [
+            final_finetuned(s, inputs, railcars, labels, args, config, timing) for s in tuned_seeds
+        ]
+        for name, found in (
+            (f"heads only, the same {len(pairs)} seed(s)", [p[0] for p in pairs]),
+            (
+                f"+ fine-tuning the last {args.finetune_stages} stage(s), "
+                f"{args.finetune_epochs} epochs",
+                [p[1] for p in pairs],
+            ),
+        ):
+            mean = {k: statistics.fmean(f[k] for f in found) for k in found[0]}
+            print(
+                f"{name:<58} {mean['mae']:6.3f} {mean['r2']:6.3f} {mean['f1']:6.3f} "
+                f"{mean['mae'] / mean['mean_mae']:8.2f}"
+            )
+        print(
+            f"fine-tuning on CPU: {timing.finetune_railcar_epochs / timing.finetune_seconds:.1f} "
+            "railcar-epochs/s"
+        )
 
 
 if __name__ == "__main__":
