@@ -11,7 +11,7 @@ from django.contrib.auth.models import Group, User
 from django.db import transaction
 from rest_framework.authtoken.models import Token
 
-from labeling.lines import POST_UNLOADINGS, grant, may
+from labeling.lines import OPERATE_LINE, POST_UNLOADINGS, grant, may
 from labeling.models import Line
 from scrapannot.roles import Role
 
@@ -38,6 +38,7 @@ DEMO_ACCOUNTS: tuple[DemoAccount, ...] = (
     DemoAccount("senior1", Role.SENIOR_INSPECTOR),
     DemoAccount("admin1", Role.ADMIN, superuser=True),
     DemoAccount("plant1", Role.PLANT_SYSTEM),
+    DemoAccount("operator1", Role.OPERATOR),
 )
 
 
@@ -71,12 +72,19 @@ def ensure_demo_user(*, account: DemoAccount, password: str = DEMO_PASSWORD) -> 
         group, _ = Group.objects.get_or_create(name=account.role.value)
         user.groups.set([group])
         token = None
+        # The plant system posts for the demo's lines; the operator and the senior inspector
+        # review them on /operate/.
+        permission = {
+            Role.PLANT_SYSTEM: POST_UNLOADINGS,
+            Role.OPERATOR: OPERATE_LINE,
+            Role.SENIOR_INSPECTOR: OPERATE_LINE,
+        }.get(account.role)
         if account.role == Role.PLANT_SYSTEM:
             token = Token.objects.get_or_create(user=user)[0].key
-            for name in DEMO_LINES:
-                line = Line.objects.get_or_create(name=name)[0]
-                if not may(user, POST_UNLOADINGS, name):
-                    grant(actor=None, user=user, line=line, permission=POST_UNLOADINGS)
+        for name in DEMO_LINES if permission else ():
+            line = Line.objects.get_or_create(name=name)[0]
+            if not may(user, permission, name):
+                grant(actor=None, user=user, line=line, permission=permission)
     return DemoUser(username=user.username, role=account.role, created=created, api_token=token)
 
 
