@@ -15,9 +15,17 @@ from labeling import rle
 from labeling.annotation_models import Assignment, Mask
 from labeling.models import Frame, Layer
 from mlloop.config import ModelConfig, map_key
-from mlloop.features import Log, crop_box, extractor, frame_features, load_image, logger
+from mlloop.features import (
+    Log,
+    crop_box,
+    extractor,
+    frame_features,
+    load_image,
+    logger,
+    store_features,
+)
 from mlloop.inclusion import InclusionHead, cell_targets, summary
-from mlloop.models import FrameFeature, FrameFeatureMap
+from mlloop.models import FrameFeatureMap
 
 
 def keyframe_rows(railcar_ids: Iterable[int]) -> list[tuple[int, int]]:
@@ -80,18 +88,7 @@ def frame_maps(
             ],
             ignore_conflicts=True,
         )
-        FrameFeature.objects.bulk_create(
-            [
-                FrameFeature(
-                    frame=frame,
-                    feature_key=model.key,
-                    dim=model.dim,
-                    vector=v.astype("<f4").tobytes(),
-                )
-                for frame, v in zip(readable, pooled, strict=True)
-            ],
-            ignore_conflicts=True,
-        )
+        store_features(readable, pooled, key=model.key)
         found.update({frame.pk: fmap for frame, fmap in zip(readable, maps, strict=True)})
     return found
 

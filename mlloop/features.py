@@ -209,22 +209,26 @@ def frame_features(
         if not readable:
             continue
         vectors = model.extract(images, [frame.railcar_box for frame in readable])
-        # ignore_conflicts: a concurrent run that computed the same frame first wins; the
-        # vectors are equal (same key, same frame).
-        FrameFeature.objects.bulk_create(
-            [
-                FrameFeature(
-                    frame=frame,
-                    feature_key=key,
-                    dim=model.dim,
-                    vector=vector.astype("<f4").tobytes(),
-                )
-                for frame, vector in zip(readable, vectors, strict=True)
-            ],
-            ignore_conflicts=True,
-        )
+        store_features(readable, vectors, key=key)
         found.update({frame.pk: vector for frame, vector in zip(readable, vectors, strict=True)})
     return found
+
+
+def store_features(frames: Sequence[Frame], vectors: np.ndarray, *, key: str) -> None:
+    """Cache `vectors` (one per frame) under `key`. ignore_conflicts: a concurrent run that
+    computed the same frame first wins; the vectors are equal (same key, same frame)."""
+    FrameFeature.objects.bulk_create(
+        [
+            FrameFeature(
+                frame=frame,
+                feature_key=key,
+                dim=int(vector.shape[0]),
+                vector=vector.astype("<f4").tobytes(),
+            )
+            for frame, vector in zip(frames, vectors, strict=True)
+        ],
+        ignore_conflicts=True,
+    )
 
 
 def railcar_features(
