@@ -6,6 +6,7 @@ import { api } from "./api.js";
 import { Viewer } from "./canvas.js";
 import { Filmstrip, frameList } from "./filmstrip.js";
 import { imageLoader, layerStep, statusLine } from "./frames.js";
+import { LeaseClock } from "./lease.js";
 import { MaskTool } from "./masktool.js";
 import { renderPanel } from "./panel.js";
 import { RatingForm } from "./rating.js";
@@ -23,6 +24,7 @@ const urls = {
   masks: (f) => `${base}frames/${f}/masks/`,
   mask: (m) => `${base}masks/${m}/`,
   rating: `${base}rating/`,
+  release: `${base}release/`,
 };
 const MASK_FILL = [251, 191, 36, 100];
 const MASK_EDGE = [254, 240, 138, 255];
@@ -48,15 +50,67 @@ const rating = new RatingForm({
 });
 let filmstrip = null;
 let timer = null;
+let lease = null;
 const flash = statusLine($("ws-status"), { shownMs: 3500 });
 
+// Why the railcar is no longer the annotator's, by the assignment's status on the server.
+const GONE = {
+  released: ["You gave this railcar back", "It went back to the pool; nothing more is saved on it."],
+  expired: ["The lease on this railcar has ended", "A rating or a change sent after the lease ends is not saved. Take the next railcar."],
+};
+
+function stopWork() {
+  state.done = true;
+  tool.reset(null);
+  rating.close();
+  timer?.stop();
+  lease?.stop();
+  $("ws-lease-warning").hidden = true;
+  if ($("ws-release").open) $("ws-release").close();
+  for (const field of $("ws-rating").elements) field.disabled = true;
+}
+
+function showGone(status) {
+  stopWork();
+  const [title, text] = GONE[status] || [];
+  if (title) {
+    $("ws-gone-title").textContent = title;
+    $("ws-gone-text").textContent = text;
+  }
+  $("ws-gone").hidden = false;
+}
+
+// What the server holds now decides what the page shows: a recorded rating, a lease gone (and
+// why), or the editable workspace while the lease runs.
+function showServerState(data) {
+  if (data.rating) {
+    finish(data.rating, { already: true });
+    return false;
+  }
+  if (data.status !== "active") {
+    showGone(data.status);
+    return false;
+  }
+  return true;
+}
+
+async function recheck() {
+  let data;
+  try {
+    data = await api(base);
+  } catch (error) {
+    if (error.status === 404) showGone(null);
+    return;
+  }
+  if (showServerState(data) && lease) lease.restart(data.seconds_left);
+}
 
 function fail(error) {
   if (error.leaseGone) {
-    state.done = true;
-    $("ws-gone").hidden = false;
-    rating.close();
-    timer?.stop();
+    // A 409 says only "not active": ask why, so the cover tells the truth (rated, given back,
+    // or ended), and stop all work meanwhile.
+    stopWork();
+    recheck();
   } else {
     flash(error.message, "error");
   }
@@ -125,6 +179,7 @@ function render() {
     prompts: tool.prompts,
     dim: state.exclusions.has(frame.id),
   });
+  updateRateable();
 }
 
 // One change is saved at a time, in the order the annotator made them.
@@ -196,18 +251,76 @@ const deleteMask = (id = state.selected) => {
   });
 };
 
-function finish(recorded) {
-  state.done = true;
-  tool.reset(null);
-  rating.close();
-  const seconds = timer ? timer.seconds : 0;
-  timer?.stop();
+function finish(recorded, { already = false } = {}) {
+  const seconds = timer && !already ? timer.seconds : 0;
+  stopWork();
+  $("ws-gone").hidden = true;
+  $("ws-done-already").hidden = !already;
+  // The form shows what the server recorded, not what the browser restored on Back.
+  $("ws-rating").elements.contamination_pct.value = recorded.contamination_pct;
+  for (const radio of $("ws-rating").elements.grade) radio.checked = radio.value === recorded.grade;
   $("ws-done-summary").textContent =
     `${$("ws-pseudonym").textContent}: contamination ${recorded.contamination_pct} %, ` +
     `grade ${recorded.grade}` + (seconds ? `, ${clock(seconds)} of active time.` : ".");
   $("ws-done").hidden = false;
   render();
   $("ws-next").focus();
+}
+
+// The way out of a railcar that cannot be judged: a reason from the fixed list, and a note.
+function openRelease(reason = null) {
+  if (state.done) return;
+  const form = $("ws-release-form");
+  form.reset();
+  $("ws-release-error").hidden = true;
+  if (reason) form.querySelector(`input[name=reason][value=${reason}]`).checked = true;
+  $("ws-release").showModal();
+  (reason ? $("ws-release-note") : form.querySelector("input[name=reason]")).focus();
+}
+
+async function sendRelease(event) {
+  event.preventDefault();
+  const form = $("ws-release-form");
+  if (!form.reportValidity()) return;
+  const body = { reason: form.elements.reason.value, note: form.elements.note.value.trim() };
+  $("ws-release-send").disabled = true;
+  try {
+    await api(urls.release, { method: "POST", body });
+    showGone("released");
+  } catch (error) {
+    if (error.leaseGone) fail(error);
+    else {
+      $("ws-release-error").textContent = error.message;
+      $("ws-release-error").hidden = false;
+    }
+  } finally {
+    $("ws-release-send").disabled = false;
+  }
+}
+
+// A railcar whose every frame is excluded has nothing to rate: offer the release instead.
+function updateRateable() {
+  const left = state.frames.filter((f) => !state.exclusions.has(f.id)).length;
+  const nothing = !state.done && filmstrip !== null && left === 0;
+  $("ws-nothing-left").hidden = !nothing;
+  if (!state.done && !rating.pending) $("ws-submit").disabled = nothing;
+}
+
+function startLease(secondsLeft) {
+  const shown = $("ws-lease");
+  lease = new LeaseClock(secondsLeft, {
+    onTick: (left, text) => { $("ws-lease-left").textContent = `${text} left`; },
+    onWarn: (left) => {
+      shown.classList.add("ws-lease-warn");
+      const minutes = Math.max(1, Math.round(left / 60));
+      $("ws-lease-warning").textContent =
+        `The lease ends in ${minutes === 1 ? "about a minute" : `${minutes} minutes`}: ` +
+        "submit the rating or release the railcar; after that nothing is saved.";
+      $("ws-lease-warning").hidden = false;
+    },
+    // The server has the last word: one second's grace for the clocks, then ask it.
+    onEnd: () => setTimeout(recheck, 1000),
+  });
 }
 
 function toggleHelp() {
@@ -260,6 +373,17 @@ function wire() {
   $("ws-clear").addEventListener("click", () => tool.clear());
   $("ws-help-open").addEventListener("click", toggleHelp);
   $("ws-help-close").addEventListener("click", toggleHelp);
+  $("ws-release-open").addEventListener("click", () => openRelease());
+  $("ws-release-unusable").addEventListener("click", (e) => openRelease(e.target.dataset.reason));
+  $("ws-release-cancel").addEventListener("click", () => $("ws-release").close());
+  $("ws-release-form").addEventListener("submit", sendRelease);
+  // A page restored from the back/forward cache shows what it held when it was left: ask the
+  // server what holds now. (With no-store the browser reloads on Back instead, and start()
+  // asks it; a navigation of type back_forward is covered either way.)
+  window.addEventListener("pageshow", (event) => {
+    const navigation = performance.getEntriesByType("navigation")[0];
+    if (event.persisted || (navigation?.type === "back_forward" && filmstrip !== null)) recheck();
+  });
   $("ws-masks").addEventListener("click", (e) => {
     const button = e.target.closest("button[data-mask]");
     if (!button) return;
@@ -285,13 +409,14 @@ async function start() {
   state.masks = data.masks;
   filmstrip = new Filmstrip($("ws-strip"), { frames: state.frames, imageUrl: urls.image, onPick: showFrame });
   filmstrip.mount();
-  if (data.rating) return finish(data.rating);
-  if (data.status !== "active") return fail({ leaseGone: true });
+  if (!showServerState(data)) return;
+  startLease(data.seconds_left);
   const until = new Date(data.expires_at).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
   $("ws-timer").parentElement.title += `. The lease on it runs until ${until}.`;
   timer = new ActiveTimer(root.dataset.key, (s) => { $("ws-timer").textContent = clock(s); });
   if (!state.frames.length) {
     $("ws-where").textContent = "This railcar has no eligible frames to show.";
+    updateRateable();
     return;
   }
   await showFrame(0);
