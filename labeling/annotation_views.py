@@ -6,7 +6,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from labeling import pool
+from labeling import guidelines, pool
 from labeling.models import FailureCode, Grade
 from scrapannot.roles import Role, role_required
 
@@ -44,5 +44,7 @@ def workspace(request: HttpRequest, uid: str) -> HttpResponse:
         "grades": Grade.choices,
         "release_reasons": pool.ReleaseReason.choices,
         "frames_unusable": pool.ReleaseReason.FRAMES_UNUSABLE,
+        # The admins' text and its version only: nothing about other raters or railcars.
+        "guidelines": guidelines.current_guidelines(),
     }
     return render(request, "labeling/workspace.html", context)

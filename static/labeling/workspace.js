@@ -10,6 +10,7 @@ import { LeaseClock } from "./lease.js";
 import { MaskTool } from "./masktool.js";
 import { renderPanel } from "./panel.js";
 import { RatingForm } from "./rating.js";
+import { ReleaseDialog } from "./release.js";
 import { maskCanvas } from "./rle.js";
 import { bindShortcuts, renderHelp } from "./shortcuts.js";
 import { ActiveTimer, clock } from "./timer.js";
@@ -48,6 +49,9 @@ const viewer = new Viewer($("ws-canvas"), {
 const rating = new RatingForm({
   url: urls.rating, seconds: () => (timer ? timer.seconds : 0), onDone: finish, onError: fail,
 });
+const release = new ReleaseDialog({
+  url: urls.release, onReleased: () => showGone("released"), onError: (error) => fail(error),
+});
 let filmstrip = null;
 let timer = null;
 let lease = null;
@@ -66,7 +70,7 @@ function stopWork() {
   timer?.stop();
   lease?.stop();
   $("ws-lease-warning").hidden = true;
-  if ($("ws-release").open) $("ws-release").close();
+  release.close();
   for (const field of $("ws-rating").elements) field.disabled = true;
 }
 
@@ -267,37 +271,6 @@ function finish(recorded, { already = false } = {}) {
   $("ws-next").focus();
 }
 
-// The way out of a railcar that cannot be judged: a reason from the fixed list, and a note.
-function openRelease(reason = null) {
-  if (state.done) return;
-  const form = $("ws-release-form");
-  form.reset();
-  $("ws-release-error").hidden = true;
-  if (reason) form.querySelector(`input[name=reason][value=${reason}]`).checked = true;
-  $("ws-release").showModal();
-  (reason ? $("ws-release-note") : form.querySelector("input[name=reason]")).focus();
-}
-
-async function sendRelease(event) {
-  event.preventDefault();
-  const form = $("ws-release-form");
-  if (!form.reportValidity()) return;
-  const body = { reason: form.elements.reason.value, note: form.elements.note.value.trim() };
-  $("ws-release-send").disabled = true;
-  try {
-    await api(urls.release, { method: "POST", body });
-    showGone("released");
-  } catch (error) {
-    if (error.leaseGone) fail(error);
-    else {
-      $("ws-release-error").textContent = error.message;
-      $("ws-release-error").hidden = false;
-    }
-  } finally {
-    $("ws-release-send").disabled = false;
-  }
-}
-
 // A railcar whose every frame is excluded has nothing to rate: offer the release instead.
 function updateRateable() {
   const left = state.frames.filter((f) => !state.exclusions.has(f.id)).length;
@@ -323,14 +296,17 @@ function startLease(secondsLeft) {
   });
 }
 
-function toggleHelp() {
-  const help = $("ws-help");
-  if (help.open) help.close();
-  else help.showModal();
+function toggle(dialog) {
+  if (dialog.open) dialog.close();
+  else dialog.showModal();
 }
+const toggleHelp = () => toggle($("ws-help"));
+const toggleGuidelines = () => toggle($("ws-guidelines"));
+const DIALOGS = ["ws-help", "ws-guidelines", "ws-release"];
 
 const actions = {
   accept, undo: () => tool.undo(), deleteMask, submit: () => rating.submit(), help: toggleHelp,
+  guidelines: toggleGuidelines,
   clear: () => {
     if (!tool.empty) tool.clear();
     else if (state.selected) { state.selected = null; render(); }
@@ -357,14 +333,14 @@ const actions = {
 
 function wire() {
   bindShortcuts({
-    act: (name, arg) => (state.done && name !== "help" ? false : actions[name](arg)),
+    act: (name, arg) => (state.done && !["help", "guidelines"].includes(name) ? false : actions[name](arg)),
     onPrefix: (prefix) => {
       if (state.done) return;
       state.prefix = prefix;
       if (prefix) flash(prefix === "x" ? "Exclude as: press 1–8" : "Grade: press 1–4");
       render();
     },
-    paused: () => $("ws-help").open,
+    paused: () => DIALOGS.some((id) => $(id).open),
   });
   codeButtons.forEach((b) => b.addEventListener("click", () => exclude(b.dataset.code)));
   $("ws-include").addEventListener("click", () => include());
@@ -373,10 +349,10 @@ function wire() {
   $("ws-clear").addEventListener("click", () => tool.clear());
   $("ws-help-open").addEventListener("click", toggleHelp);
   $("ws-help-close").addEventListener("click", toggleHelp);
-  $("ws-release-open").addEventListener("click", () => openRelease());
-  $("ws-release-unusable").addEventListener("click", (e) => openRelease(e.target.dataset.reason));
-  $("ws-release-cancel").addEventListener("click", () => $("ws-release").close());
-  $("ws-release-form").addEventListener("submit", sendRelease);
+  $("ws-guidelines-open").addEventListener("click", toggleGuidelines);
+  $("ws-guidelines-close").addEventListener("click", toggleGuidelines);
+  $("ws-release-open").addEventListener("click", () => state.done || release.show());
+  $("ws-release-unusable").addEventListener("click", (e) => state.done || release.show(e.target.dataset.reason));
   // A page restored from the back/forward cache shows what it held when it was left: ask the
   // server what holds now. (With no-store the browser reloads on Back instead, and start()
   // asks it; a navigation of type back_forward is covered either way.)
