@@ -17,7 +17,7 @@ from labeling import rle as rle_codec
 from labeling.layers import LayerFrames, layers_with_frames
 from labeling.masks import MaskResult
 from labeling.models import Assignment, Frame, FrameExclusion, Mask, Railcar, Rating
-from labeling.pool import LeaseLost, NotYourAssignment, holder_assignment
+from labeling.pool import LeaseExpired, LeaseLost, NotYourAssignment, holder_assignment, lease_over
 from labeling.signals import railcar_rated
 from scrapannot import audit
 
@@ -28,13 +28,30 @@ class FrameNotInAssignment(Exception):
     """The frame is not an eligible frame of the assigned railcar (or does not exist)."""
 
 
+class NothingLeftToRate(Exception):
+    """The annotator excluded every eligible frame: there is nothing to rate, so the railcar
+    goes back with a reason (frames_unusable) instead of getting a rating of nothing."""
+
+
 def active_assignment(
     *, uid: object, annotator: AbstractBaseUser, lock: bool = False
 ) -> Assignment:
     assignment = holder_assignment(uid=uid, annotator=annotator, lock=lock)
     if assignment.status != Status.ACTIVE:
         raise LeaseLost
+    if lease_over(assignment):
+        raise LeaseExpired
     return assignment
+
+
+def frames_left(*, assignment: Assignment) -> int:
+    """The railcar's eligible frames the annotator has not excluded."""
+    excluded = FrameExclusion.objects.filter(assignment=assignment).values("frame_id")
+    return (
+        Frame.objects.filter(railcar_id=assignment.railcar_id, quality=Frame.Quality.ELIGIBLE)
+        .exclude(pk__in=excluded)
+        .count()
+    )
 
 
 def assignment_frame(*, assignment: Assignment, frame_uid: object) -> Frame:
@@ -156,7 +173,8 @@ def submit_rating(
     seconds_spent: int,
 ) -> tuple[Rating, bool]:
     """Record the rating; (rating, created). Submitting again (a double click, a retried
-    request) returns the first rating unchanged."""
+    request) returns the first rating unchanged. A rating after the lease's end is refused
+    (LeaseExpired), as is one of a railcar whose every frame was excluded (NothingLeftToRate)."""
     with transaction.atomic():
         assignment = holder_assignment(uid=uid, annotator=annotator, lock=True)
         if assignment.status == Status.SUBMITTED:
@@ -164,6 +182,10 @@ def submit_rating(
         if assignment.status != Status.ACTIVE:
             raise LeaseLost
         now = timezone.now()
+        if lease_over(assignment, now=now):
+            raise LeaseExpired
+        if not frames_left(assignment=assignment):
+            raise NothingLeftToRate
         rating = Rating.objects.create(
             assignment=assignment,
             railcar_id=assignment.railcar_id,
@@ -219,8 +241,9 @@ def _close_if_fully_rated(*, railcar_id: int) -> Railcar | None:
 
 
 __all__ = [
-    "FrameNotInAssignment", "LeaseLost", "NotYourAssignment", "active_assignment",
-    "assignment_frame", "delete_mask", "exclude_frame", "include_frame", "propose_mask",
+    "FrameNotInAssignment", "LeaseExpired", "LeaseLost", "NothingLeftToRate",
+    "NotYourAssignment", "active_assignment", "assignment_frame", "delete_mask",
+    "exclude_frame", "frames_left", "include_frame", "propose_mask",
     "save_mask",
     "submit_rating", "workspace_layers",
 ]  # fmt: skip

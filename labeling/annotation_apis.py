@@ -4,7 +4,9 @@ anything else is a 404 that looks the same whether the thing exists or not."""
 from typing import Any
 
 from django.http import HttpResponse
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
@@ -18,6 +20,16 @@ from scrapannot.api import HasRole
 from scrapannot.roles import Role
 
 GONE = {"detail": "This assignment is no longer active."}
+EXPIRED = {
+    "detail": "The lease on this railcar has ended: nothing more is saved on it, a rating "
+    "included. Take the next railcar."
+}
+NOTHING_LEFT = {
+    "frames": [
+        "Every frame of this railcar is excluded, so there is nothing to rate: release it "
+        "with the reason frames_unusable instead."
+    ]
+}
 
 
 class AnnotatorApi(APIView):
@@ -31,9 +43,20 @@ class AnnotatorApi(APIView):
             exc, pool.NotYourAssignment | annotation.FrameNotInAssignment | FrameFileMissing
         ):
             exc = NotFound()
+        if isinstance(exc, pool.LeaseExpired):
+            return Response(EXPIRED, status=status.HTTP_409_CONFLICT)
         if isinstance(exc, pool.LeaseLost):
             return Response(GONE, status=status.HTTP_409_CONFLICT)
+        if isinstance(exc, annotation.NothingLeftToRate):
+            return Response(NOTHING_LEFT, status=status.HTTP_400_BAD_REQUEST)
         return super().handle_exception(exc)
+
+    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
+        # The workspace's state lives on the server: no cache (nor the browser's Back) may
+        # answer for it.
+        response = super().finalize_response(request, response, *args, **kwargs)
+        add_never_cache_headers(response)
+        return response
 
 
 class FrameOutputSerializer(serializers.Serializer):
@@ -68,12 +91,29 @@ class OwnRatingOutputSerializer(serializers.Serializer):
 class AssignmentOutputSerializer(serializers.Serializer):
     id = serializers.UUIDField(source="uid")
     pseudonym = serializers.CharField()
-    status = serializers.CharField()
+    status = serializers.SerializerMethodField(
+        help_text="active, submitted, released or expired (a lease past its end is expired "
+        "even before the minute's sweep returns its slot)"
+    )
     expires_at = serializers.DateTimeField(source="lease_expires_at")
+    seconds_left = serializers.SerializerMethodField(
+        help_text="seconds until the lease ends, by the server's clock (0 once it has)"
+    )
     layers = serializers.SerializerMethodField()
     exclusions = serializers.SerializerMethodField()
     masks = serializers.SerializerMethodField()
     rating = serializers.SerializerMethodField()
+
+    def get_status(self, assignment: Assignment) -> str:
+        if assignment.status == Assignment.Status.ACTIVE and pool.lease_over(assignment):
+            return str(Assignment.Status.EXPIRED)
+        return str(assignment.status)
+
+    @extend_schema_field(serializers.IntegerField())  # type: ignore[misc]
+    def get_seconds_left(self, assignment: Assignment) -> int:
+        if assignment.status != Assignment.Status.ACTIVE:
+            return 0
+        return max(0, int((assignment.lease_expires_at - timezone.now()).total_seconds()))
 
     @extend_schema(responses=LayerOutputSerializer(many=True))  # type: ignore[misc]
     def get_layers(self, assignment: Assignment) -> list[dict[str, Any]]:
@@ -119,7 +159,13 @@ class AssignmentDetailApi(AnnotatorApi):
 
 
 class ReleaseInputSerializer(serializers.Serializer):
-    reason = serializers.CharField(max_length=200)
+    reason = serializers.ChoiceField(choices=pool.ReleaseReason.choices)
+    note = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        if data["reason"] == pool.ReleaseReason.OTHER and not data["note"].strip():
+            raise serializers.ValidationError({"note": ["Say why in the note."]})
+        return data
 
 
 class ReleaseAssignmentApi(AnnotatorApi):

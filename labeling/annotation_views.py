@@ -3,13 +3,17 @@ the annotator API (labeling/annotation_apis.py) with the page's session."""
 
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from labeling import pool
+from labeling import guidelines, pool
 from labeling.models import FailureCode, Grade
 from scrapannot.roles import Role, role_required
 
 
+# never_cache (no-store among its headers) on both pages: after Back, the browser must ask the
+# server again instead of showing a rated railcar's workspace as editable.
+@never_cache
 @require_GET
 @role_required(Role.ANNOTATOR)
 def queue(request: HttpRequest) -> HttpResponse:
@@ -26,6 +30,7 @@ def take_next(request: HttpRequest) -> HttpResponse:
     return redirect("labeling:workspace", uid=assignment.uid)
 
 
+@never_cache
 @require_GET
 @role_required(Role.ANNOTATOR)
 def workspace(request: HttpRequest, uid: str) -> HttpResponse:
@@ -37,5 +42,9 @@ def workspace(request: HttpRequest, uid: str) -> HttpResponse:
         "assignment": assignment,
         "failure_codes": FailureCode.choices,
         "grades": Grade.choices,
+        "release_reasons": pool.ReleaseReason.choices,
+        "frames_unusable": pool.ReleaseReason.FRAMES_UNUSABLE,
+        # The admins' text and its version only: nothing about other raters or railcars.
+        "guidelines": guidelines.current_guidelines(),
     }
     return render(request, "labeling/workspace.html", context)

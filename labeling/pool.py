@@ -18,7 +18,7 @@ import secrets
 from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
@@ -41,6 +41,21 @@ class NotYourAssignment(Exception):
 
 class LeaseLost(Exception):
     """The assignment is no longer active: released, expired and reclaimed, or submitted."""
+
+
+class LeaseExpired(LeaseLost):
+    """The lease's time is over, whether or not the minute's sweep has returned its slot yet.
+    Nothing is saved on it after that, a rating included: the slot may already be promised to
+    someone else, and one rule that holds at every instant is simpler than "late but lucky"."""
+
+
+class ReleaseReason(models.TextChoices):
+    """Why an annotator gives a railcar back: a fixed list, so that releases can be counted."""
+
+    CANNOT_JUDGE = "cannot_judge", "I cannot judge it"
+    FRAMES_UNUSABLE = "frames_unusable", "The frames are unusable"
+    WRONG_RAILCAR = "wrong_railcar", "Wrong railcar or not a loaded railcar"
+    OTHER = "other", "Other (say why in the note)"
 
 
 def new_pseudonym() -> str:
@@ -188,13 +203,23 @@ def holder_assignment(
     return assignment
 
 
-def release_assignment(*, uid: object, annotator: AbstractBaseUser, reason: str) -> Assignment:
+def lease_over(assignment: Assignment, *, now: object = None) -> bool:
+    return assignment.lease_expires_at <= (now or timezone.now())
+
+
+def release_assignment(
+    *, uid: object, annotator: AbstractBaseUser, reason: str, note: str = ""
+) -> Assignment:
+    """Give the railcar back with a reason (a ReleaseReason from the page and the API) and an
+    optional note. An expired lease the sweep has not reached yet may still be released: either
+    way its slot goes back to the pool."""
     with transaction.atomic():
         assignment = holder_assignment(uid=uid, annotator=annotator, lock=True)
         if assignment.status != Assignment.Status.ACTIVE:
             raise LeaseLost
+        note = note.strip()
         assignment.status = Assignment.Status.RELEASED
-        assignment.release_reason = reason[:200]
+        assignment.release_reason = (f"{reason}: {note}" if note else reason)[:200]
         assignment.finished_at = timezone.now()
         assignment.save(update_fields=["status", "release_reason", "finished_at"])
         Railcar.objects.filter(pk=assignment.railcar_id).update(open_slots=F("open_slots") + 1)
@@ -202,6 +227,6 @@ def release_assignment(*, uid: object, annotator: AbstractBaseUser, reason: str)
             action="assignment.released",
             actor=annotator,
             obj=assignment,
-            payload={"reason": assignment.release_reason},
+            payload={"reason": reason[:200], "note": note[:200]},
         )
     return assignment

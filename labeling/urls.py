@@ -1,7 +1,7 @@
 from django.urls import path
 
 from labeling import annotation_apis as ann
-from labeling import annotation_views, apis, live_apis, ops_views
+from labeling import annotation_views, apis, guideline_views, live_apis, ops_views
 
 app_name = "labeling"
 
@@ -57,6 +57,7 @@ urlpatterns = [
     path("annotate/", annotation_views.queue, name="queue"),
     path("annotate/next/", annotation_views.take_next, name="take-next"),
     path("annotate/<uuid:uid>/", annotation_views.workspace, name="workspace"),
+    path("guidelines/edit/", guideline_views.edit_guidelines, name="guidelines-edit"),
     path("ops/quality/", ops_views.quality_ops, name="quality-ops"),
     path("ops/quality/rejudge/", ops_views.rejudge_quality, name="quality-rejudge"),
     path("ops/frames/<uuid:uid>/thumbnail.jpg", ops_views.frame_thumbnail, name="frame-thumbnail"),

@@ -26,6 +26,7 @@ export const HELP = [
   ["Rating", "g then 1–4", "choose the grade"],
   ["Rating", "Ctrl-Enter", "submit the rating"],
   ["Help", "?", "show or hide these shortcuts"],
+  ["Help", "i", "show or hide the rating guidelines"],
 ];
 
 // `table` rows are [group, keys, what]; the adjudication page passes its own.
@@ -64,7 +65,7 @@ const WORKSPACE_KEYS = {
   Enter: "accept", z: "undo", Backspace: "undo", Escape: "clear", Delete: "deleteMask",
   n: "nextFrame", ArrowRight: "nextFrame", p: "previousFrame", ArrowLeft: "previousFrame",
   ArrowDown: "nextLayer", ArrowUp: "previousLayer", "+": "zoomIn", "=": "zoomIn",
-  "-": "zoomOut", 0: "fit", c: "focusContamination", "?": "help",
+  "-": "zoomOut", 0: "fit", c: "focusContamination", "?": "help", i: "guidelines",
 };
 
 // The workspace's keys: x then a digit excludes with a failure code (x on an excluded frame

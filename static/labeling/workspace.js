@@ -6,9 +6,11 @@ import { api } from "./api.js";
 import { Viewer } from "./canvas.js";
 import { Filmstrip, frameList } from "./filmstrip.js";
 import { imageLoader, layerStep, statusLine } from "./frames.js";
+import { LeaseClock } from "./lease.js";
 import { MaskTool } from "./masktool.js";
 import { renderPanel } from "./panel.js";
 import { RatingForm } from "./rating.js";
+import { ReleaseDialog } from "./release.js";
 import { maskCanvas } from "./rle.js";
 import { bindShortcuts, renderHelp } from "./shortcuts.js";
 import { ActiveTimer, clock } from "./timer.js";
@@ -23,6 +25,7 @@ const urls = {
   masks: (f) => `${base}frames/${f}/masks/`,
   mask: (m) => `${base}masks/${m}/`,
   rating: `${base}rating/`,
+  release: `${base}release/`,
 };
 const MASK_FILL = [251, 191, 36, 100];
 const MASK_EDGE = [254, 240, 138, 255];
@@ -46,17 +49,72 @@ const viewer = new Viewer($("ws-canvas"), {
 const rating = new RatingForm({
   url: urls.rating, seconds: () => (timer ? timer.seconds : 0), onDone: finish, onError: fail,
 });
+const release = new ReleaseDialog({
+  url: urls.release, onReleased: () => showGone("released"), onError: (error) => fail(error),
+});
 let filmstrip = null;
 let timer = null;
+let lease = null;
 const flash = statusLine($("ws-status"), { shownMs: 3500 });
 
+// Why the railcar is no longer the annotator's, by the assignment's status on the server.
+const GONE = {
+  released: ["You gave this railcar back", "It went back to the pool; nothing more is saved on it."],
+  expired: ["The lease on this railcar has ended", "A rating or a change sent after the lease ends is not saved. Take the next railcar."],
+};
+
+function stopWork() {
+  state.done = true;
+  tool.reset(null);
+  rating.close();
+  timer?.stop();
+  lease?.stop();
+  $("ws-lease-warning").hidden = true;
+  release.close();
+  for (const field of $("ws-rating").elements) field.disabled = true;
+}
+
+function showGone(status) {
+  stopWork();
+  const [title, text] = GONE[status] || [];
+  if (title) {
+    $("ws-gone-title").textContent = title;
+    $("ws-gone-text").textContent = text;
+  }
+  $("ws-gone").hidden = false;
+}
+
+// What the server holds now decides what the page shows: a recorded rating, a lease gone (and
+// why), or the editable workspace while the lease runs.
+function showServerState(data) {
+  if (data.rating) {
+    finish(data.rating, { already: true });
+    return false;
+  }
+  if (data.status !== "active") {
+    showGone(data.status);
+    return false;
+  }
+  return true;
+}
+
+async function recheck() {
+  let data;
+  try {
+    data = await api(base);
+  } catch (error) {
+    if (error.status === 404) showGone(null);
+    return;
+  }
+  if (showServerState(data) && lease) lease.restart(data.seconds_left);
+}
 
 function fail(error) {
   if (error.leaseGone) {
-    state.done = true;
-    $("ws-gone").hidden = false;
-    rating.close();
-    timer?.stop();
+    // A 409 says only "not active": ask why, so the cover tells the truth (rated, given back,
+    // or ended), and stop all work meanwhile.
+    stopWork();
+    recheck();
   } else {
     flash(error.message, "error");
   }
@@ -125,6 +183,7 @@ function render() {
     prompts: tool.prompts,
     dim: state.exclusions.has(frame.id),
   });
+  updateRateable();
 }
 
 // One change is saved at a time, in the order the annotator made them.
@@ -196,12 +255,14 @@ const deleteMask = (id = state.selected) => {
   });
 };
 
-function finish(recorded) {
-  state.done = true;
-  tool.reset(null);
-  rating.close();
-  const seconds = timer ? timer.seconds : 0;
-  timer?.stop();
+function finish(recorded, { already = false } = {}) {
+  const seconds = timer && !already ? timer.seconds : 0;
+  stopWork();
+  $("ws-gone").hidden = true;
+  $("ws-done-already").hidden = !already;
+  // The form shows what the server recorded, not what the browser restored on Back.
+  $("ws-rating").elements.contamination_pct.value = recorded.contamination_pct;
+  for (const radio of $("ws-rating").elements.grade) radio.checked = radio.value === recorded.grade;
   $("ws-done-summary").textContent =
     `${$("ws-pseudonym").textContent}: contamination ${recorded.contamination_pct} %, ` +
     `grade ${recorded.grade}` + (seconds ? `, ${clock(seconds)} of active time.` : ".");
@@ -210,14 +271,42 @@ function finish(recorded) {
   $("ws-next").focus();
 }
 
-function toggleHelp() {
-  const help = $("ws-help");
-  if (help.open) help.close();
-  else help.showModal();
+// A railcar whose every frame is excluded has nothing to rate: offer the release instead.
+function updateRateable() {
+  const left = state.frames.filter((f) => !state.exclusions.has(f.id)).length;
+  const nothing = !state.done && filmstrip !== null && left === 0;
+  $("ws-nothing-left").hidden = !nothing;
+  if (!state.done && !rating.pending) $("ws-submit").disabled = nothing;
 }
+
+function startLease(secondsLeft) {
+  const shown = $("ws-lease");
+  lease = new LeaseClock(secondsLeft, {
+    onTick: (left, text) => { $("ws-lease-left").textContent = `${text} left`; },
+    onWarn: (left) => {
+      shown.classList.add("ws-lease-warn");
+      const minutes = Math.max(1, Math.round(left / 60));
+      $("ws-lease-warning").textContent =
+        `The lease ends in ${minutes === 1 ? "about a minute" : `${minutes} minutes`}: ` +
+        "submit the rating or release the railcar; after that nothing is saved.";
+      $("ws-lease-warning").hidden = false;
+    },
+    // The server has the last word: one second's grace for the clocks, then ask it.
+    onEnd: () => setTimeout(recheck, 1000),
+  });
+}
+
+function toggle(dialog) {
+  if (dialog.open) dialog.close();
+  else dialog.showModal();
+}
+const toggleHelp = () => toggle($("ws-help"));
+const toggleGuidelines = () => toggle($("ws-guidelines"));
+const DIALOGS = ["ws-help", "ws-guidelines", "ws-release"];
 
 const actions = {
   accept, undo: () => tool.undo(), deleteMask, submit: () => rating.submit(), help: toggleHelp,
+  guidelines: toggleGuidelines,
   clear: () => {
     if (!tool.empty) tool.clear();
     else if (state.selected) { state.selected = null; render(); }
@@ -244,14 +333,14 @@ const actions = {
 
 function wire() {
   bindShortcuts({
-    act: (name, arg) => (state.done && name !== "help" ? false : actions[name](arg)),
+    act: (name, arg) => (state.done && !["help", "guidelines"].includes(name) ? false : actions[name](arg)),
     onPrefix: (prefix) => {
       if (state.done) return;
       state.prefix = prefix;
       if (prefix) flash(prefix === "x" ? "Exclude as: press 1–8" : "Grade: press 1–4");
       render();
     },
-    paused: () => $("ws-help").open,
+    paused: () => DIALOGS.some((id) => $(id).open),
   });
   codeButtons.forEach((b) => b.addEventListener("click", () => exclude(b.dataset.code)));
   $("ws-include").addEventListener("click", () => include());
@@ -260,6 +349,17 @@ function wire() {
   $("ws-clear").addEventListener("click", () => tool.clear());
   $("ws-help-open").addEventListener("click", toggleHelp);
   $("ws-help-close").addEventListener("click", toggleHelp);
+  $("ws-guidelines-open").addEventListener("click", toggleGuidelines);
+  $("ws-guidelines-close").addEventListener("click", toggleGuidelines);
+  $("ws-release-open").addEventListener("click", () => state.done || release.show());
+  $("ws-release-unusable").addEventListener("click", (e) => state.done || release.show(e.target.dataset.reason));
+  // A page restored from the back/forward cache shows what it held when it was left: ask the
+  // server what holds now. (With no-store the browser reloads on Back instead, and start()
+  // asks it; a navigation of type back_forward is covered either way.)
+  window.addEventListener("pageshow", (event) => {
+    const navigation = performance.getEntriesByType("navigation")[0];
+    if (event.persisted || (navigation?.type === "back_forward" && filmstrip !== null)) recheck();
+  });
   $("ws-masks").addEventListener("click", (e) => {
     const button = e.target.closest("button[data-mask]");
     if (!button) return;
@@ -285,13 +385,14 @@ async function start() {
   state.masks = data.masks;
   filmstrip = new Filmstrip($("ws-strip"), { frames: state.frames, imageUrl: urls.image, onPick: showFrame });
   filmstrip.mount();
-  if (data.rating) return finish(data.rating);
-  if (data.status !== "active") return fail({ leaseGone: true });
+  if (!showServerState(data)) return;
+  startLease(data.seconds_left);
   const until = new Date(data.expires_at).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
   $("ws-timer").parentElement.title += `. The lease on it runs until ${until}.`;
   timer = new ActiveTimer(root.dataset.key, (s) => { $("ws-timer").textContent = clock(s); });
   if (!state.frames.length) {
     $("ws-where").textContent = "This railcar has no eligible frames to show.";
+    updateRateable();
     return;
   }
   await showFrame(0);

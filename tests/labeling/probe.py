@@ -26,7 +26,7 @@ LOGIN_PAGES = ("/accounts/login/", "/admin/login/")
 # Whatever a write endpoint could want, valid, so that requests get past input validation.
 BODY = {
     "contamination_pct": "55.5", "grade": "3A", "seconds_spent": 7, "code": "blur",
-    "note": "attacker note", "reason": "attacker reason", "engine": "manual",
+    "note": "attacker note", "reason": "other", "engine": "manual",
     "prompts": {"points": [[20, 20]], "labels": [1], "box": [8, 8, 40, 36]},
     "rle": rle_codec.encode(np.pad(np.ones((12, 12), bool), ((10, 26), (10, 42)))),  # 48 x 64
 }  # fmt: skip

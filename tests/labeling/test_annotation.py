@@ -182,10 +182,11 @@ def test_after_release_or_submit_the_assignment_accepts_no_more_work():
     (a,) = annotators(1)
     client = api(a)
     uid = pool.next_assignment(annotator=a).uid
-    assert client.post(f"/api/v1/assignments/{uid}/release/", {"reason": "dark"}).status_code == 204
+    release = f"/api/v1/assignments/{uid}/release/"
+    assert client.post(release, {"reason": "frames_unusable"}).status_code == 204
 
     assert rate(client, uid).status_code == 409
-    assert client.post(f"/api/v1/assignments/{uid}/release/", {"reason": "x"}).status_code == 409
+    assert client.post(release, {"reason": "cannot_judge"}).status_code == 409
 
 
 @pytest.mark.django_db(transaction=True)

@@ -110,7 +110,7 @@ def test_conflicts_and_bad_input_reveal_nothing(world):
         client.put(f"{API}/{own}/frames/{frame}/exclusion/", {"code": "nope"}, format="json"),
     ]  # fmt: skip
     assert [r.status_code for r in bad] == [400, 400, 400]
-    assert client.post(f"{API}/{own}/release/", {"reason": "done"}).status_code == 204
+    assert client.post(f"{API}/{own}/release/", {"reason": "cannot_judge"}).status_code == 204
     gone = [
         client.get(f"{API}/{own}/frames/{frame}/image/"),
         client.post(f"{API}/{own}/rating/", BODY, format="json"),

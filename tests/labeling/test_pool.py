@@ -5,7 +5,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from labeling import annotation, pool
-from labeling.models import Assignment, Railcar
+from labeling.models import Assignment, Railcar, Rating
 from scrapannot.models import AuditEvent
 from scrapannot.policy import set_policy
 from tests.concurrency import run_at_once
@@ -94,7 +94,7 @@ def test_an_abandoned_lease_expires_and_its_slot_returns_to_the_pool():
         )
 
 
-def test_a_late_submission_still_counts_while_nobody_reclaimed_the_slot():
+def test_a_late_submission_is_refused_even_while_nobody_reclaimed_the_slot():
     pool_railcar(raters=1)
     (a,) = annotators(1)
     held = pool.next_assignment(annotator=a)
@@ -102,11 +102,12 @@ def test_a_late_submission_still_counts_while_nobody_reclaimed_the_slot():
         lease_expires_at=timezone.now() - timedelta(seconds=1)
     )
 
-    rating, created = annotation.submit_rating(
-        uid=held.uid, annotator=a, contamination_pct=2, grade="3A", seconds_spent=5
-    )
+    with pytest.raises(pool.LeaseExpired):
+        annotation.submit_rating(
+            uid=held.uid, annotator=a, contamination_pct=2, grade="3A", seconds_spent=5
+        )
 
-    assert created and rating.assignment == held
+    assert not Rating.objects.exists()
 
 
 def test_railcars_outside_the_pool_are_never_handed_out():
