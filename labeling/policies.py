@@ -3,7 +3,7 @@
 from dataclasses import fields
 
 from labeling.quality import QualityThresholds
-from scrapannot.policy import Policy, policy_values, register
+from scrapannot.policy import Policy, at_most, policy_values, register, register_rule
 
 QUALITY_PREFIX = "quality."
 MIN_ELIGIBLE_LAYERS = "pool.min_eligible_layers"
@@ -25,6 +25,13 @@ _QUALITY_DESCRIPTIONS = {
 }
 
 
+# The scores measured on a 0-1 scale (luminance on 0-255): a threshold beyond passes or fails all.
+_QUALITY_MAXIMA = {
+    "min_sharpness": 1.0, "max_clipped_share": 1.0, "max_haze": 1.0, "min_occupancy": 1.0,
+    "max_highvis_share": 1.0, "min_mean_luma": 255.0,
+}  # fmt: skip
+
+
 def register_labeling_policies() -> None:
     register(
         *(
@@ -33,6 +40,7 @@ def register_labeling_policies() -> None:
                 default=f.default,
                 description=_QUALITY_DESCRIPTIONS.get(f.name, f.name),
                 minimum=0.0,
+                maximum=_QUALITY_MAXIMA.get(f.name),
             )
             for f in fields(QualityThresholds)
         ),
@@ -70,6 +78,10 @@ def register_labeling_policies() -> None:
             minimum=2,
             maximum=24 * 60,
         ),
+    )
+    register_rule(
+        keys=(QUALITY_PREFIX + "min_aspect", QUALITY_PREFIX + "max_aspect"),
+        check=at_most(QUALITY_PREFIX + "min_aspect", QUALITY_PREFIX + "max_aspect"),
     )
 
 

@@ -45,15 +45,30 @@ def healthz(request: HttpRequest) -> JsonResponse:
 @require_http_methods(["GET", "POST"])
 @role_required(Role.ADMIN)
 def policies(request: HttpRequest) -> HttpResponse:
+    errors: dict[str, str] = {}
+    submitted: dict[str, str] = {}
     if request.method == "POST":
         key = request.POST.get("key", "")
+        value = request.POST.get("value", "")
         try:
-            policy.set_policy(key=key, value=request.POST.get("value", ""), actor=request.user)
+            policy.set_policy(key=key, value=value, actor=request.user)
         except ValidationError as exc:
-            messages.error(request, "; ".join(exc.messages))
+            # Shown on the policy's own row, with the value typed, so it can be corrected there.
+            errors[key] = "; ".join(exc.messages)
+            submitted[key] = value
         else:
             messages.success(request, f"{key} saved.")
-        return redirect("policies")
+            return redirect("policies")
     values = policy.policy_values()  # every policy in one query
-    rows = [{"policy": p, "value": values[p.key]} for p in policy.registered().values()]
-    return render(request, "scrapannot/policies.html", {"rows": rows})
+    rows = [
+        {
+            "policy": p,
+            "value": values[p.key],
+            "error": errors.get(p.key, ""),
+            "submitted": submitted.get(p.key, values[p.key]),
+        }
+        for p in policy.registered().values()
+    ]
+    return render(
+        request, "scrapannot/policies.html", {"rows": rows}, status=400 if errors else 200
+    )
