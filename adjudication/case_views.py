@@ -114,9 +114,18 @@ def queue(request: HttpRequest) -> HttpResponse:
     return render(request, "adjudication/queue.html", context)
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @role_required(Role.ADMIN)
 def reapply(request: HttpRequest) -> HttpResponse:
+    """GET: what re-applying would change now (a dry run), and the button that confirms it."""
+    if request.method == "GET":
+        preview = aggregation.reapply_preview()
+        context = {
+            "preview": preview,
+            "final": preview.get(Consensus.Outcome.FINAL, 0),
+            "adjudication": preview.get(Consensus.Outcome.ADJUDICATION, 0),
+        }
+        return render(request, "adjudication/reapply_confirm.html", context)
     summary = aggregation.reapply(actor=request.user)
     messages.success(
         request,
