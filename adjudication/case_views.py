@@ -35,7 +35,7 @@ RECENT_LIMIT = 100
 REASON_LABELS = {
     aggregation.STD_ABOVE_THRESHOLD: "contamination STD above the threshold",
     aggregation.NO_GRADE_MAJORITY: "no grade majority",
-    decisions.REOPENED: "reopened after a final label (the audit trail says why)",
+    decisions.REOPENED: "reopened after a final label",
 }
 Status = AdjudicationCase.Status
 
@@ -158,6 +158,7 @@ def _render_case(
         "case": case,
         "consensus": consensus,
         "reasons": _reasons(case.reasons),
+        "reopen_note": decisions.reopen_note(case=case),
         "raters": raters,
         "evidence": evidence,
         "estimate": model_estimate(case.railcar_id),
