@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from adjudication import aggregation, decisions
+from adjudication.display import std_against_threshold
 from adjudication.estimates import model_estimate
 from adjudication.evidence import case_evidence
 from adjudication.labels import current_label
@@ -63,6 +64,12 @@ class QueueRow:
     consensus: Consensus | None
     own: bool  # the viewer rated this railcar: no figures, no link
     reasons: list[str]
+
+    @property
+    def std_shown(self) -> tuple[str, str] | None:
+        if self.consensus is None:
+            return None
+        return std_against_threshold(self.consensus.std_pct, self.consensus.std_threshold)
 
 
 def _consensus(case: AdjudicationCase) -> Consensus | None:
@@ -159,6 +166,9 @@ def _render_case(
         "consensus": consensus,
         "reasons": _reasons(case.reasons),
         "reopen_note": decisions.reopen_note(case=case),
+        "std_shown": std_against_threshold(consensus.std_pct, consensus.std_threshold)
+        if consensus is not None
+        else None,
         "raters": raters,
         "evidence": evidence,
         "estimate": model_estimate(case.railcar_id),
