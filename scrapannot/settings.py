@@ -317,6 +317,15 @@ OPERATIONS_REPORTS = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {
+        "refusals": {"()": "scrapannot.log_filters.RefusalsWithoutTraceback"},
+        "broker_hostname": {"()": "scrapannot.log_filters.InProcessBrokerHostname"},
+    },
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "loggers": {
+        # Filters on a logger apply to its own records: django.request logs the 4xx/5xx.
+        "django.request": {"filters": ["refusals"]},
+        "kombu.connection": {"filters": ["broker_hostname"]},
+    },
 }
