@@ -90,11 +90,17 @@ def test_a_senior_inspector_reads_why_a_case_was_reopened(page: Page, log_in, se
     railcar, _ = rated_railcar(["2.0", "2.1", "2.2"], ["3A", "3A", "3A"], prefix="rb")
     case = decisions.reopen(railcar_id=railcar.pk, actor=admin_user, reason="soil under snow")
     log_in(username="senior", password="senior-pass-1")
+    page.set_viewport_size({"width": 1440, "height": 900})
 
     page.goto(f"/adjudication/cases/{case.pk}/")
 
     expect(page.locator("#adj-reopen-note")).to_contain_text("Reopened by boss")
     expect(page.locator("#adj-reopen-note")).to_contain_text("soil under snow")
+    # The ratings and consensus are read whole, not through a sliver of their own scroll area.
+    top = page.locator(".ws-panel-top")
+    assert top.evaluate("el => el.scrollHeight <= el.clientHeight + 1")
+    page.locator("#adj-decision").scroll_into_view_if_needed()
+    expect(page.locator("#adj-decision")).to_be_visible()
     shot(page, "case-reopen-reason")
 
 
