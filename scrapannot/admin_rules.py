@@ -19,8 +19,13 @@ from django.http import HttpRequest
 
 from scrapannot import audit
 
-# Never copied into the trail: the trail is readable by every admin and kept forever.
-SECRET_FIELDS = frozenset({"password", "secret", "key", "token"})
+# Fields whose names hold one of these are never copied into the trail (password1/password2 of
+# the add-user form included): the trail is readable by every admin and kept forever.
+SECRET_PARTS = ("password", "secret", "key", "token")
+
+
+def is_secret(name: str) -> bool:
+    return any(part in name.lower() for part in SECRET_PARTS)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -45,7 +50,7 @@ def _shown(value: Any) -> Any:
 def changed_fields(form: Any) -> dict[str, Any]:
     """What the form changed, by field; secrets are named but their value never written."""
     return {
-        name: "(changed)" if name in SECRET_FIELDS else _shown(form.cleaned_data.get(name))
+        name: "(changed)" if is_secret(name) else _shown(form.cleaned_data.get(name))
         for name in form.changed_data
     }
 

@@ -103,3 +103,15 @@ def test_giving_a_user_a_group_in_the_admin_is_audited_with_the_groups(superuser
 def test_the_audited_mixin_is_what_third_party_registrations_use():
     for model in (User, Group):
         assert isinstance(admin.site._registry[model], AuditedAdmin)
+
+
+def test_adding_a_user_in_the_admin_is_audited_without_the_password(superuser):
+    response = client_for(superuser).post(
+        reverse("admin:auth_user_add"),
+        {"username": "fresh", "usable_password": "true",
+         "password1": "a-Long-pass-9921", "password2": "a-Long-pass-9921"},
+    )  # fmt: skip
+    assert response.status_code == 302, response.content[:2000]
+    event = AuditEvent.objects.get(action="admin.auth.user.added")
+    assert event.payload["fields"]["password1"] == "(changed)"
+    assert "a-Long-pass-9921" not in str(event.payload)
