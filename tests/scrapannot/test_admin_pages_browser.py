@@ -144,3 +144,16 @@ def test_swagger_ui_and_redoc_render_without_the_internet(
     shot(page, "api-redoc")
     # Only ReDoc's "by Redocly" logo is linked from its bundle; no script, style or font is.
     assert [url for kind, url in outside if kind != "image"] == []
+
+
+def test_a_refused_page_keeps_the_navigation(page: Page, log_in, annotator):
+    log_in(username="ann", password="ann-pass-1")
+
+    page.goto("/audit/")
+
+    expect(page.get_by_role("heading", name="This page is not for your role")).to_be_visible()
+    expect(page.locator(".who")).to_have_text("ann")
+    page.get_by_role("link", name="Back to your start page").click()
+    expect(page.locator("[data-role=annotator]")).to_be_visible()
+    page.goto("/audit/")
+    shot(page, "forbidden")
