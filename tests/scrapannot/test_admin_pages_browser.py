@@ -27,11 +27,11 @@ def disputed_case(transactional_db):
     return open_case_of(disputed_railcar())
 
 
-def shot(page: Page, name: str) -> None:
+def shot(page: Page, name: str, *, full_page: bool = True) -> None:
     folder = os.environ.get("SCRAPANNOT_SCREENSHOTS")
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
+        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=full_page)
 
 
 def test_a_maximum_aspect_below_the_minimum_is_refused_on_its_row(page: Page, log_in, admin_user):
@@ -47,7 +47,7 @@ def test_a_maximum_aspect_below_the_minimum_is_refused_on_its_row(page: Page, lo
         "quality.min_aspect (1.2) may not be above quality.max_aspect (1.0)"
     )
     expect(row.locator(".current")).to_have_text("2.4")
-    shot(page, "policies-error")
+    shot(page, "policies-error", full_page=False)
 
 
 def test_reapplying_the_aggregation_policies_shows_a_dry_run_first(
