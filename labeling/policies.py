@@ -25,13 +25,6 @@ _QUALITY_DESCRIPTIONS = {
 }
 
 
-# The scores measured on a 0-1 scale (luminance on 0-255): a threshold beyond passes or fails all.
-_QUALITY_MAXIMA = {
-    "min_sharpness": 1.0, "max_clipped_share": 1.0, "max_haze": 1.0, "min_occupancy": 1.0,
-    "max_highvis_share": 1.0, "min_mean_luma": 255.0,
-}  # fmt: skip
-
-
 def register_labeling_policies() -> None:
     register(
         *(
@@ -40,7 +33,6 @@ def register_labeling_policies() -> None:
                 default=f.default,
                 description=_QUALITY_DESCRIPTIONS.get(f.name, f.name),
                 minimum=0.0,
-                maximum=_QUALITY_MAXIMA.get(f.name),
             )
             for f in fields(QualityThresholds)
         ),

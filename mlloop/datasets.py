@@ -15,7 +15,6 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
@@ -29,7 +28,7 @@ from mlloop.label_sources import label_sources
 from mlloop.models import DatasetItem, DatasetVersion, Split, SplitAssignment
 from scrapannot import audit
 from scrapannot.audit import canonical_json
-from scrapannot.policy import Policy, policy_values, register, register_rule
+from scrapannot.policy import Policy, policy_values, register
 
 VAL_SHARE = "mlloop.split_val_share"
 TEST_SHARE = "mlloop.split_test_share"
@@ -78,13 +77,6 @@ def register_dataset_policies() -> None:
             maximum=0.5,
         ),
     )
-    register_rule(keys=(VAL_SHARE, TEST_SHARE), check=_leaves_a_training_split)
-
-
-def _leaves_a_training_split(values: Mapping[str, Any]) -> str | None:
-    if values[VAL_SHARE] + values[TEST_SHARE] >= 1.0:
-        return f"{VAL_SHARE} + {TEST_SHARE} must stay below 1: the rest is the training split"
-    return None
 
 
 def draw_split(railcar_uid: object, *, val_share: float, test_share: float) -> str:

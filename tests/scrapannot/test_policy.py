@@ -81,10 +81,3 @@ def test_a_minimum_aspect_above_the_maximum_is_refused_too(admin_user):
     assert "quality.min_aspect" in refused.value.message_dict
     policy.set_policy(key="quality.min_aspect", value=2.0, actor=admin_user)  # equal is fine
     assert policy.policy_value("quality.min_aspect") == 2.0
-
-
-def test_validation_and_test_shares_must_leave_a_training_split(admin_user):
-    policy.set_policy(key="mlloop.split_val_share", value=0.5, actor=admin_user)
-    with pytest.raises(ValidationError, match="training split"):
-        policy.set_policy(key="mlloop.split_test_share", value=0.5, actor=admin_user)
-    assert policy.policy_value("mlloop.split_test_share") == 0.15
