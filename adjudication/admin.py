@@ -6,25 +6,14 @@ an edit here would do neither. So admins may look, filter and follow a railcar t
 """
 
 from django.contrib import admin
-from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
 from adjudication.models import AdjudicationCase, Consensus, FinalLabel, RaterCalibration
+from scrapannot.admin_rules import ReadOnlyAdmin
 
 
-class ReadOnly(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-
-class RailcarTimeline(ReadOnly):
+class RailcarTimeline(ReadOnlyAdmin):
     """For the models with a `railcar`: its real id, linked to the railcar's timeline."""
 
     @admin.display(description="railcar", ordering="railcar__real_id")
@@ -70,7 +59,7 @@ class FinalLabelAdmin(RailcarTimeline):
 
 
 @admin.register(RaterCalibration)
-class RaterCalibrationAdmin(ReadOnly):
+class RaterCalibrationAdmin(ReadOnlyAdmin):
     """Per rater, not per railcar: no timeline to link to."""
 
     list_display = ["annotator", "offset", "scale", "noise_sd", "n_ratings", "estimated_at"]

@@ -267,3 +267,30 @@ def reapply(*, actor: AbstractBaseUser | None) -> dict[str, int]:
             payload={"policy": policy.as_dict(), **summary},
         )
     return summary
+
+
+def reapply_preview() -> dict[str, int]:
+    """What `reapply` would do under the current policies, without doing it: per outcome, and
+    how many railcars would change outcome (or get their first consensus). Read-only."""
+    policy = aggregation_policy()
+    counts: Counter[str] = Counter()
+    railcars = Railcar.objects.filter(status__in=AGGREGATABLE).order_by("id")
+    outcomes = dict(
+        Consensus.objects.filter(railcar__in=railcars).values_list("railcar_id", "outcome")
+    )
+    labelled = set(
+        FinalLabel.objects.current()
+        .filter(railcar__in=railcars)
+        .values_list("railcar_id", flat=True)
+    )
+    for railcar_id, raters_needed in railcars.values_list("id", "raters_needed"):
+        ratings = rating_inputs(railcar_id)
+        if not ratings or len(ratings) < raters_needed or railcar_id in labelled:
+            counts["skipped"] += 1
+            continue
+        calibrations = latest_calibrations(r.annotator_id for r in ratings)
+        result = compute(ratings, policy, calibrations)
+        outcome = Consensus.Outcome.FINAL if result.final else Consensus.Outcome.ADJUDICATION
+        counts[outcome] += 1
+        counts["changing"] += outcomes.get(railcar_id) != outcome
+    return {"railcars": sum(counts[k] for k in (*Consensus.Outcome.values, "skipped")), **counts}

@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from adjudication import aggregation, decisions
+from adjudication.display import std_against_threshold
 from adjudication.estimates import model_estimate
 from adjudication.evidence import case_evidence
 from adjudication.labels import current_label
@@ -35,7 +36,7 @@ RECENT_LIMIT = 100
 REASON_LABELS = {
     aggregation.STD_ABOVE_THRESHOLD: "contamination STD above the threshold",
     aggregation.NO_GRADE_MAJORITY: "no grade majority",
-    decisions.REOPENED: "reopened after a final label (the audit trail says why)",
+    decisions.REOPENED: "reopened after a final label",
 }
 Status = AdjudicationCase.Status
 
@@ -63,6 +64,12 @@ class QueueRow:
     consensus: Consensus | None
     own: bool  # the viewer rated this railcar: no figures, no link
     reasons: list[str]
+
+    @property
+    def std_shown(self) -> tuple[str, str] | None:
+        if self.consensus is None:
+            return None
+        return std_against_threshold(self.consensus.std_pct, self.consensus.std_threshold)
 
 
 def _consensus(case: AdjudicationCase) -> Consensus | None:
@@ -114,9 +121,18 @@ def queue(request: HttpRequest) -> HttpResponse:
     return render(request, "adjudication/queue.html", context)
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @role_required(Role.ADMIN)
 def reapply(request: HttpRequest) -> HttpResponse:
+    """GET: what re-applying would change now (a dry run), and the button that confirms it."""
+    if request.method == "GET":
+        preview = aggregation.reapply_preview()
+        context = {
+            "preview": preview,
+            "final": preview.get(Consensus.Outcome.FINAL, 0),
+            "adjudication": preview.get(Consensus.Outcome.ADJUDICATION, 0),
+        }
+        return render(request, "adjudication/reapply_confirm.html", context)
     summary = aggregation.reapply(actor=request.user)
     messages.success(
         request,
@@ -149,6 +165,10 @@ def _render_case(
         "case": case,
         "consensus": consensus,
         "reasons": _reasons(case.reasons),
+        "reopen_note": decisions.reopen_note(case=case),
+        "std_shown": std_against_threshold(consensus.std_pct, consensus.std_threshold)
+        if consensus is not None
+        else None,
         "raters": raters,
         "evidence": evidence,
         "estimate": model_estimate(case.railcar_id),

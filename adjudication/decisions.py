@@ -1,5 +1,7 @@
 """A senior inspector's decision on an adjudication case: the final label, with a rationale."""
 
+from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -12,6 +14,7 @@ from adjudication.models import AdjudicationCase, Consensus, FinalLabel, Rationa
 from labeling.annotation_models import Grade
 from labeling.models import Railcar, Rating
 from scrapannot import audit
+from scrapannot.models import AuditEvent
 
 
 class CaseClosed(Exception):
@@ -147,3 +150,31 @@ def reopen(*, railcar_id: int, actor: AbstractBaseUser, reason: str) -> Adjudica
             payload={"railcar": railcar.pk, "final_label": label.pk, "reason": reason},
         )
     return case
+
+
+@dataclass(frozen=True)
+class ReopenNote:
+    reason: str
+    by: str
+    at: datetime
+
+
+def reopen_note(*, case: AdjudicationCase) -> ReopenNote | None:
+    """Why a reopened case is open, for the senior inspector deciding it (who may not read the
+    audit trail): the reason `reopen` recorded on the case's event."""
+    if REOPENED not in case.reasons:
+        return None
+    event = (
+        AuditEvent.objects.filter(
+            action="adjudication.reopened",
+            object_type=AdjudicationCase._meta.label_lower,
+            object_id=str(case.pk),
+        )
+        .order_by("-seq")
+        .first()
+    )
+    if event is None:
+        return None
+    return ReopenNote(
+        reason=str(event.payload.get("reason", "")), by=event.actor_label, at=event.created_at
+    )

@@ -1,30 +1,33 @@
 from django import forms
 from django.contrib import admin
-from django.http import HttpRequest
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
 from guardian.admin import GuardedModelAdmin
 from guardian.forms import UserObjectPermissionsForm
 
 from labeling import lines
 from labeling.models import Assignment, Frame, FrameCheck, Layer, Line, Railcar, Rating
+from scrapannot.admin_rules import AuditedAdmin, ReadOnlyAdmin
 
 
-class IngestOnly:
-    """Railcars and frames arrive through ingest (API or command), never by hand."""
-
-    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
+class IngestOnly(ReadOnlyAdmin):
+    """Railcars, frames and assignments arrive through ingest and the pool, and leave only through
+    them (audited): view-only here. A delete here would drop ratings, masks and checks unaudited."""
 
 
-class LayerInline(IngestOnly, admin.TabularInline):
+class LayerInline(admin.TabularInline):
     model = Layer
     fields = ["index", "keyframe", "peak_iou"]
     readonly_fields = fields
     extra = 0
     can_delete = False
 
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
 
 @admin.register(Railcar)
-class RailcarAdmin(IngestOnly, admin.ModelAdmin):
+class RailcarAdmin(IngestOnly):
     list_display = [
         "real_id", "line", "camera", "unloading_started_at", "status", "attention_reason"
     ]  # fmt: skip
@@ -51,7 +54,7 @@ class FrameCheckInline(admin.TabularInline):
 
 
 @admin.register(Frame)
-class FrameAdmin(IngestOnly, admin.ModelAdmin):
+class FrameAdmin(IngestOnly):
     list_display = ["railcar", "index", "layer", "captured_at", "quality", "rejection"]
     list_filter = ["quality", "rejection", "camera"]
     inlines = [FrameCheckInline]
@@ -71,7 +74,7 @@ class RatingInline(admin.StackedInline):
 
 
 @admin.register(Assignment)
-class AssignmentAdmin(IngestOnly, admin.ModelAdmin):
+class AssignmentAdmin(IngestOnly):
     """For admins: who holds what. Annotators never reach the Django admin."""
 
     list_display = ["pseudonym", "railcar", "annotator", "slot", "status", "lease_expires_at"]
@@ -83,13 +86,24 @@ class AssignmentAdmin(IngestOnly, admin.ModelAdmin):
 
 
 @admin.register(Line)
-class LineAdmin(GuardedModelAdmin):
+class LineAdmin(AuditedAdmin, GuardedModelAdmin):
     """Lines, and on each line's "Object permissions" page the users granted it: operators and
     senior inspectors `operate_line`, plant-system accounts `post_unloadings`. Granting goes
-    through labeling.lines (audited), as `manage.py grant_line` does."""
+    through labeling.lines (audited), as `manage.py grant_line` does. Adding and renaming are
+    audited; deleting is refused (railcars and grants hang on a line)."""
 
     list_display = ["name", "description", "created_at"]
     search_fields = ["name"]
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def obj_perms_manage_group_view(
+        self, request: HttpRequest, object_pk: str, group_id: str
+    ) -> HttpResponse:
+        # Lines are granted to users only, through labeling.lines (audited): a group grant here
+        # would reach line_names unaudited.
+        raise PermissionDenied("lines are granted to users, one by one")
 
     def get_obj_perms_manage_user_form(self, request: HttpRequest) -> type[forms.Form]:
         actor = request.user

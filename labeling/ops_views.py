@@ -3,9 +3,9 @@
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods
 
-from labeling import ops
+from labeling import ops, pipeline
 from labeling.models import Frame
 from labeling.thumbnails import thumbnail_bytes
 from scrapannot import charts
@@ -57,9 +57,13 @@ def frame_thumbnail(request: HttpRequest, uid: str) -> HttpResponse:
     return response
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @role_required(Role.ADMIN)
 def rejudge_quality(request: HttpRequest) -> HttpResponse:
+    """GET: what a re-judge would change now (a dry run), and the button that confirms it."""
+    if request.method == "GET":
+        context = {"preview": pipeline.rejudge_preview()}
+        return render(request, "labeling/quality_rejudge_confirm.html", context)
     ops.request_rejudge(actor=request.user)
     messages.success(request, "The current thresholds are being re-applied to checked railcars.")
     return redirect("labeling:quality-ops")

@@ -6,6 +6,7 @@ and a railcar whose checks were concluded is left alone.
 """
 
 from collections import Counter
+from dataclasses import dataclass
 
 from django.db import transaction
 from django.utils import timezone
@@ -192,3 +193,53 @@ def rejudge_all(*, thresholds: QualityThresholds | None = None) -> int:
     for railcar_id in ids:
         rejudge(railcar_id=railcar_id, thresholds=thresholds)
     return len(ids)
+
+
+@dataclass(frozen=True)
+class RejudgePreview:
+    """What `rejudge_all` would change under the current thresholds, without changing it."""
+
+    railcars: int  # concluded railcars no annotator has taken: the ones re-judged
+    frames_changing: int  # frames whose eligibility flips
+    to_pool: int  # railcars on the attention list that would enter the pool
+    to_attention: int  # railcars in the pool that would leave it for the attention list
+
+
+def rejudge_preview(*, thresholds: QualityThresholds | None = None) -> RejudgePreview:
+    """The dry run shown before an admin confirms a re-judge: the same verdicts as `rejudge`,
+    over the stored measurements, read-only (three queries)."""
+    thresholds = thresholds or quality_thresholds()
+    needed = int(policy_value(MIN_ELIGIBLE_LAYERS))
+    statuses = dict(
+        Railcar.objects.filter(status__in=CONCLUDED)
+        .exclude(assignments__isnull=False)
+        .values_list("pk", "status")
+    )
+    eligible: dict[int, bool] = {}
+    for frame_id, name, value, passed in FrameCheck.objects.filter(
+        frame__railcar_id__in=statuses
+    ).values_list("frame_id", "name", "value", "passed"):
+        if name != "decode" and value is not None:
+            passed = quality.verdict(name, value, thresholds)
+        eligible[frame_id] = eligible.get(frame_id, True) and passed
+    frames_changing = 0
+    layers: dict[int, set[int]] = {railcar_id: set() for railcar_id in statuses}
+    for frame_id, railcar_id, layer_id, was in Frame.objects.filter(
+        railcar_id__in=statuses
+    ).values_list("pk", "railcar_id", "layer_id", "quality"):
+        now = was
+        if frame_id in eligible:  # rejudge settles only the frames that have checks
+            now = Frame.Quality.ELIGIBLE if eligible[frame_id] else Frame.Quality.INELIGIBLE
+        frames_changing += now != was
+        if now == Frame.Quality.ELIGIBLE and layer_id is not None:
+            layers[railcar_id].add(layer_id)
+    moves = Counter(
+        (status, Status.IN_POOL if len(layers[pk]) >= needed else Status.NEEDS_ATTENTION)
+        for pk, status in statuses.items()
+    )
+    return RejudgePreview(
+        railcars=len(statuses),
+        frames_changing=frames_changing,
+        to_pool=moves[(Status.NEEDS_ATTENTION, Status.IN_POOL)],
+        to_attention=moves[(Status.IN_POOL, Status.NEEDS_ATTENTION)],
+    )

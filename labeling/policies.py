@@ -3,7 +3,7 @@
 from dataclasses import fields
 
 from labeling.quality import QualityThresholds
-from scrapannot.policy import Policy, policy_values, register
+from scrapannot.policy import Policy, at_most, policy_values, register, register_rule
 
 QUALITY_PREFIX = "quality."
 MIN_ELIGIBLE_LAYERS = "pool.min_eligible_layers"
@@ -70,6 +70,10 @@ def register_labeling_policies() -> None:
             minimum=2,
             maximum=24 * 60,
         ),
+    )
+    register_rule(
+        keys=(QUALITY_PREFIX + "min_aspect", QUALITY_PREFIX + "max_aspect"),
+        check=at_most(QUALITY_PREFIX + "min_aspect", QUALITY_PREFIX + "max_aspect"),
     )
 
 

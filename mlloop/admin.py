@@ -1,5 +1,4 @@
 from django.contrib import admin
-from django.http import HttpRequest
 
 from mlloop.models import (
     DatasetItem,
@@ -9,22 +8,14 @@ from mlloop.models import (
     RailcarScore,
     SplitAssignment,
 )
+from scrapannot.admin_rules import ReadOnlyAdmin
 
 # -- Dataset versions (mlloop.datasets) -------------------------------------------------------
 
 
-class FrozenAdmin(admin.ModelAdmin):
+class FrozenAdmin(ReadOnlyAdmin):
     """Dataset versions, their items and the split draws are written by freeze_version only and
     never edited (the database refuses updates too): view-only here."""
-
-    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
 
 @admin.register(DatasetVersion)
@@ -52,18 +43,9 @@ class SplitAssignmentAdmin(FrozenAdmin):
 # -- Model versions, cached features, scores (mlloop.registry, features, scoring) -------------
 
 
-class LearningLoopReadOnlyAdmin(admin.ModelAdmin):
+class LearningLoopReadOnlyAdmin(ReadOnlyAdmin):
     """Written by training and scoring only; promotion and rollback go through the model page
     (mlloop.registry, audited), never through an edit here."""
-
-    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
 
 @admin.register(ModelVersion)

@@ -128,6 +128,12 @@ def compare(request: HttpRequest) -> HttpResponse:
             comparison = datasets.compare(a, b)
         else:
             status = 400
+    else:
+        # Opened without a choice: the newest version against the one before it, not one
+        # version against itself.
+        newest = list(DatasetVersion.objects.order_by("-number")[:2])
+        if len(newest) == 2:
+            b, a = newest
     context = {"versions": versions, "form": form, "comparison": comparison, "a": a, "b": b}
     return render(request, "mlloop/compare.html", context, status=status)
 

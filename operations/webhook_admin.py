@@ -6,6 +6,7 @@ from typing import Any
 
 from django.contrib import admin
 from django.db import transaction
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from operations.webhook_models import WebhookEndpoint
@@ -42,3 +43,15 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
                 payload={"name": obj.name, "url": obj.url},
             )
             super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        """The "delete selected" action, audited like the one-by-one delete."""
+        with transaction.atomic():
+            for obj in queryset:
+                audit.record(
+                    action="webhook.endpoint_deleted",
+                    actor=request.user,
+                    obj=obj,
+                    payload={"name": obj.name, "url": obj.url, "bulk": True},
+                )
+            super().delete_queryset(request, queryset)

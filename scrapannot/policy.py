@@ -5,13 +5,13 @@ Each app registers its policies (key, default, bounds, why) in its AppConfig.rea
 policy goes through `set_policy`, which validates and writes an audit event.
 """
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 
 from scrapannot import audit
 from scrapannot.models import PolicySetting
@@ -52,6 +52,7 @@ class Policy:
 
 
 _REGISTRY: dict[str, Policy] = {}
+_POLICY_LOCK_KEY = 0x5C4A_9011  # any constant no other advisory lock uses
 
 
 def register(*policies: Policy) -> None:
@@ -61,6 +62,43 @@ def register(*policies: Policy) -> None:
 
 def registered() -> Mapping[str, Policy]:
     return _REGISTRY
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A rule between policies (e.g. min_aspect <= max_aspect): `check` gets every current value
+    and answers what is wrong, or None."""
+
+    keys: tuple[str, ...]
+    check: Callable[[Mapping[str, Any]], str | None]
+
+
+_RULES: list[Rule] = []
+
+
+def register_rule(
+    *, keys: tuple[str, ...], check: Callable[[Mapping[str, Any]], str | None]
+) -> None:
+    _RULES.append(Rule(keys=keys, check=check))
+
+
+def at_most(low_key: str, high_key: str) -> Callable[[Mapping[str, Any]], str | None]:
+    """The common rule: one policy may not exceed another."""
+
+    def check(values: Mapping[str, Any]) -> str | None:
+        if values[low_key] > values[high_key]:
+            return f"{low_key} ({values[low_key]}) may not be above {high_key} ({values[high_key]})"
+        return None
+
+    return check
+
+
+def broken_rules(values: Mapping[str, Any], *, touching: str) -> list[str]:
+    return [
+        message
+        for rule in _RULES
+        if touching in rule.keys and (message := rule.check(values)) is not None
+    ]
 
 
 def policy_values(prefix: str = "") -> dict[str, float | int | str]:
@@ -83,6 +121,15 @@ def set_policy(*, key: str, value: Any, actor: AbstractBaseUser | None) -> Polic
         raise ValidationError(f"unknown policy {key!r}")
     cleaned = _REGISTRY[key].clean(value)
     with transaction.atomic():
+        # One policy change at a time: two admins raising min and lowering max together could
+        # each pass the rules alone and contradict each other once both commit.
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_POLICY_LOCK_KEY])
+        values = policy_values()
+        values[key] = cleaned
+        if broken := broken_rules(values, touching=key):
+            raise ValidationError({key: broken})
         setting, _ = PolicySetting.objects.select_for_update().get_or_create(
             key=key, defaults={"value": _REGISTRY[key].default}
         )

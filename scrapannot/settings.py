@@ -90,6 +90,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and ReDoc served from here, not from a CDN
     "guardian",
     "django_celery_beat",
     "scrapannot",
@@ -207,6 +208,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Unloadings in; labels and models out.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The plant network may have no internet: the docs' scripts come with the app.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # Celery: without a broker the first run executes tasks in-process.
@@ -312,6 +317,15 @@ OPERATIONS_REPORTS = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {
+        "refusals": {"()": "scrapannot.log_filters.RefusalsWithoutTraceback"},
+        "broker_hostname": {"()": "scrapannot.log_filters.InProcessBrokerHostname"},
+    },
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "loggers": {
+        # Filters on a logger apply to its own records: django.request logs the 4xx/5xx.
+        "django.request": {"filters": ["refusals"]},
+        "kombu.connection": {"filters": ["broker_hostname"]},
+    },
 }

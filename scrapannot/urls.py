@@ -1,16 +1,28 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView
+from drf_spectacular.views import (
+    SpectacularAPIView,
+    SpectacularRedocView,
+    SpectacularSwaggerView,
+)
 
 from labeling.urls import api_urlpatterns as labeling_api
 from operations.urls import api_urlpatterns as operations_api
 from scrapannot import views
+from scrapannot.roles import Role, role_required
+
+# The browsable docs are for admins (linked from their pages and the Django admin); the schema
+# they read stays where API clients already fetch it.
+api_docs = role_required(Role.ADMIN)(SpectacularSwaggerView.as_view(url_name="schema"))
+api_redoc = role_required(Role.ADMIN)(SpectacularRedocView.as_view(url_name="schema"))
 
 api_v1 = [
     *labeling_api,
     *operations_api,
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", api_docs, name="api-docs"),
+    path("redoc/", api_redoc, name="api-redoc"),
 ]
 
 urlpatterns = [

@@ -1,15 +1,19 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from scrapannot import policy
 from scrapannot.audit import verify_chain, verify_since_checkpoint
+from scrapannot.audit_search import AuditFilterForm, pretty_payload, search_events
 from scrapannot.health import health
 from scrapannot.models import AuditEvent
 from scrapannot.roles import Role, role_required
+
+AUDIT_PAGE_SIZE = 50
 
 
 @login_required
@@ -23,8 +27,19 @@ def home(request: HttpRequest) -> HttpResponse:
 def audit_trail(request: HttpRequest) -> HttpResponse:
     # ?full=1 walks the whole chain now; otherwise from the last nightly full check on.
     report = verify_chain() if request.GET.get("full") == "1" else verify_since_checkpoint()
-    events = AuditEvent.objects.order_by("-seq")[:100]
-    return render(request, "scrapannot/audit.html", {"report": report, "events": events})
+    form = AuditFilterForm(request.GET or None)
+    if form.is_bound and not form.is_valid():
+        events = AuditEvent.objects.none()
+    else:
+        events = form.events() if form.is_bound else search_events()
+    page = Paginator(events, AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
+    rows = [(e, pretty_payload(e.payload)) for e in page]
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "report": report, "form": form, "page": page, "rows": rows, "query": query.urlencode()
+    }  # fmt: skip
+    return render(request, "scrapannot/audit.html", context)
 
 
 @require_GET
@@ -45,15 +60,30 @@ def healthz(request: HttpRequest) -> JsonResponse:
 @require_http_methods(["GET", "POST"])
 @role_required(Role.ADMIN)
 def policies(request: HttpRequest) -> HttpResponse:
+    errors: dict[str, str] = {}
+    submitted: dict[str, str] = {}
     if request.method == "POST":
         key = request.POST.get("key", "")
+        value = request.POST.get("value", "")
         try:
-            policy.set_policy(key=key, value=request.POST.get("value", ""), actor=request.user)
+            policy.set_policy(key=key, value=value, actor=request.user)
         except ValidationError as exc:
-            messages.error(request, "; ".join(exc.messages))
+            # Shown on the policy's own row, with the value typed, so it can be corrected there.
+            errors[key] = "; ".join(exc.messages)
+            submitted[key] = value
         else:
             messages.success(request, f"{key} saved.")
-        return redirect("policies")
+            return redirect("policies")
     values = policy.policy_values()  # every policy in one query
-    rows = [{"policy": p, "value": values[p.key]} for p in policy.registered().values()]
-    return render(request, "scrapannot/policies.html", {"rows": rows})
+    rows = [
+        {
+            "policy": p,
+            "value": values[p.key],
+            "error": errors.get(p.key, ""),
+            "submitted": submitted.get(p.key, values[p.key]),
+        }
+        for p in policy.registered().values()
+    ]
+    return render(
+        request, "scrapannot/policies.html", {"rows": rows}, status=400 if errors else 200
+    )

@@ -56,7 +56,8 @@ def test_only_admins_may_reapply_the_aggregation_policies(senior, admin_user, ca
 
     refused = client_for(senior).post(reverse("adjudication:reapply"))
     assert refused.status_code == 403
-    assert client_for(admin_user).get(reverse("adjudication:reapply")).status_code == 405
+    assert client_for(senior).get(reverse("adjudication:reapply")).status_code == 403
+    assert client_for(admin_user).get(reverse("adjudication:reapply")).status_code == 200
     assert not AuditEvent.objects.filter(action="aggregation.reapplied").exists()
     response = client_for(admin_user).post(reverse("adjudication:reapply"), follow=True)
 

@@ -264,6 +264,7 @@ def test_reopening_from_the_pages_needs_a_reviewer_a_reason_and_a_final_label(
     page = client.get(response["Location"]).content.decode()
     assert "reopened after a final label" in page
     assert "<script>alert(1)</script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page  # the reason, shown escaped
 
     client.force_login(admin_user)
     timeline = reverse("operations:railcar-timeline", args=[railcar.pk])
@@ -273,3 +274,19 @@ def test_reopening_from_the_pages_needs_a_reviewer_a_reason_and_a_final_label(
         client.post(reverse("adjudication:reopen", args=[10**9]), {"reason": "x"}).status_code
         == 404
     )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_senior_inspector_reads_why_a_case_was_reopened_on_the_case(senior, admin_user):
+    from tests.adjudication.factories import rated_railcar
+
+    railcar, _ = rated_railcar(["2.0", "2.1", "2.2"], ["3A", "3A", "3A"], prefix="rn")
+    case = decisions.reopen(railcar_id=railcar.pk, actor=admin_user, reason="soil under snow")
+    client = Client()
+    client.force_login(senior)
+
+    page = client.get(reverse("adjudication:case", args=[case.pk])).content.decode()
+
+    assert "Reopened</strong> by boss" in page
+    assert "<q>soil under snow</q>" in page
+    assert client.get(reverse("audit-trail")).status_code == 403  # the page is the only way

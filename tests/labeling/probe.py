@@ -74,19 +74,33 @@ def leaks(text: str, forbidden: dict[str, str], *, sent: Iterable[str] = ()) -> 
 _CSRF = re.compile(r'(csrfmiddlewaretoken" value="|csrftoken=)[^";\s]+')
 
 
-def answer(response: Any, sent: list[str], path: str) -> tuple[int, str, str, str]:
+def reply(response: Any) -> tuple[int, str, str, str]:
+    """Status, content type, Location and body, read once (a streaming body reads only once)."""
+    body = _CSRF.sub(r"\1*", raw(response).decode("latin-1"))
+    return (
+        response.status_code,
+        response.get("Content-Type", ""),
+        response.get("Location", ""),
+        body,
+    )
+
+
+def answer(
+    replied: tuple[int, str, str, str], sent: list[str], path: str
+) -> tuple[int, str, str, str]:
     """What must not differ between a victim's id and an id from nowhere. The requested path is
     masked whole first (a redirect's `next=` repeats it): masking its ids one by one would also
-    hit a short id ("38") inside a longer one (a uuid ending in "f538")."""
-    body = _CSRF.sub(r"\1*", raw(response).decode("latin-1"))
-    location = response.get("Location", "")
+    hit a short id ("38") inside a longer one (a uuid ending in "f538"). Both answers are masked
+    with the same ids (the victim's and the one from nowhere), so a page's own digits (a
+    viewport's "initial-scale=1" on a 403 page) read alike on both sides."""
+    status, content_type, location, body = replied
     for whole in (path, quote(path, safe="/"), quote(path, safe="")):
         body, location = body.replace(whole, "{path}"), location.replace(whole, "{path}")
     for value in sorted(sent, key=len, reverse=True):
         # Whole ids only: a case id "1" must not be masked inside "<h1>".
         whole_id = re.compile(rf"(?<![0-9A-Za-z]){re.escape(value)}(?![0-9A-Za-z])")
         body, location = whole_id.sub("{}", body), whole_id.sub("{}", location)
-    return response.status_code, response.get("Content-Type", ""), location, body
+    return status, content_type, location, body
 
 
 def call(client: Client, method: str, path: str) -> Any:
@@ -153,9 +167,10 @@ class Probe:
                 continue
             base_path = route.template.format(**nowhere)
             if base_path not in baselines:
-                base = call(client, method, base_path)
-                baselines[base_path] = answer(base, list(nowhere.values()), base_path)
-            got, expected = answer(response, list(ids.values()), path), baselines[base_path]
+                baselines[base_path] = reply(call(client, method, base_path))
+            masked = [*ids.values(), *nowhere.values()]
+            got = answer(reply(response), masked, path)
+            expected = answer(baselines[base_path], masked, base_path)
             if got != expected:
                 self.problems.append(
                     f"{where}: answers {got[0]} {got[3][:200]!r}; an id from nowhere gets "

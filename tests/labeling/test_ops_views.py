@@ -106,3 +106,35 @@ def test_an_admin_can_ask_to_reapply_the_thresholds(
     assert response.status_code == 302
     assert AuditEvent.objects.get(action="quality.rejudge_requested").actor == admin_user
     assert AuditEvent.objects.filter(action="quality.rejudged").count() == 1
+
+
+def test_re_judging_asks_first_with_a_dry_run_that_matches_what_it_does(
+    admin_user, checked, django_capture_on_commit_callbacks
+):
+    from scrapannot.policy import set_policy
+
+    eligible_before = set(checked.frames.filter(quality=Frame.Quality.ELIGIBLE).values_list("pk"))
+    set_policy(key="quality.min_mean_luma", value=255, actor=admin_user)  # no frame passes
+    client = client_for(admin_user)
+
+    page = client.get(reverse("labeling:quality-rejudge"))
+
+    preview = page.context["preview"]
+    assert page.status_code == 200
+    assert not AuditEvent.objects.filter(action__startswith="quality.rejudge").exists()
+    assert preview.railcars == 1
+    assert preview.frames_changing == len(eligible_before) > 0
+    assert (preview.to_attention, preview.to_pool) == (
+        (1, 0) if checked.status == Railcar.Status.IN_POOL else (0, 0)
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("labeling:quality-rejudge"))
+    assert not checked.frames.filter(quality=Frame.Quality.ELIGIBLE).exists()
+    checked.refresh_from_db()
+    assert checked.status == Railcar.Status.NEEDS_ATTENTION
+
+
+@pytest.mark.parametrize("who", ["senior", "annotator"])
+def test_only_admins_see_the_re_judge_dry_run(who, request, checked):
+    response = client_for(request.getfixturevalue(who)).get(reverse("labeling:quality-rejudge"))
+    assert response.status_code == 403

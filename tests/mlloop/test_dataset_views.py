@@ -123,7 +123,10 @@ def test_the_compare_page_shows_added_and_relabeled_railcars(v1, admin_user):
     assert "No railcar changed split." in page
     for bad in ({"a": "x", "b": 1}, {"a": 1, "b": 7}, {"a": -1, "b": 1}, {"a": "1" * 40, "b": 1}):
         assert client.get(reverse("mlloop:dataset-compare"), bad).status_code == 400
-    assert client.get(reverse("mlloop:dataset-compare")).status_code == 200
+    unchosen = client.get(reverse("mlloop:dataset-compare"))
+    assert unchosen.status_code == 200
+    assert (unchosen.context["a"].number, unchosen.context["b"].number) == (1, 2)
+    assert '<option value="2" selected>' in unchosen.content.decode()  # "To": the newest
 
 
 def test_the_export_downloads_as_a_zip_without_plant_ids_unless_asked(v1, admin_user):

@@ -55,6 +55,29 @@ def test_the_policies_page_lists_every_policy_and_saves_a_change(admin_user):
 
     assert page.status_code == 200
     assert {row["policy"].key for row in page.context["rows"]} == set(policy.registered())
-    assert saved.status_code == 302 and refused.status_code == 302
+    assert saved.status_code == 302 and refused.status_code == 400
     assert policy.policy_value("quality.max_haze") == 0.4
-    assert "at least 0.0" in client.get(reverse("policies")).content.decode()
+    assert "at least 0.0" in refused.content.decode()
+
+
+def test_a_maximum_aspect_below_the_minimum_is_refused_on_its_field(admin_user):
+    client = Client()
+    client.force_login(admin_user)
+
+    refused = client.post(reverse("policies"), {"key": "quality.max_aspect", "value": "1.0"})
+
+    assert refused.status_code == 400
+    assert "quality.min_aspect (1.2) may not be above quality.max_aspect (1.0)" in (
+        refused.content.decode()
+    )
+    assert policy.policy_value("quality.max_aspect") == 2.4
+    assert not AuditEvent.objects.exists()
+
+
+def test_a_minimum_aspect_above_the_maximum_is_refused_too(admin_user):
+    policy.set_policy(key="quality.max_aspect", value=2.0, actor=admin_user)
+    with pytest.raises(ValidationError) as refused:
+        policy.set_policy(key="quality.min_aspect", value=2.1, actor=admin_user)
+    assert "quality.min_aspect" in refused.value.message_dict
+    policy.set_policy(key="quality.min_aspect", value=2.0, actor=admin_user)  # equal is fine
+    assert policy.policy_value("quality.min_aspect") == 2.0
