@@ -7,7 +7,8 @@ per keyframe. `model_bags` is the one place that builds the bags a trained model
 learning loop, the live estimates and the explanations read the same input.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -26,6 +27,12 @@ from mlloop.features import (
 )
 from mlloop.inclusion import InclusionHead, cell_targets, summary
 from mlloop.models import FrameFeatureMap
+
+# Keyframes whose masks teach the inclusion head at most (a seeded sample beyond): their maps are
+# held in memory together (about 130-220 KB each as float32).
+MAX_HEAD_KEYFRAMES = 2000
+# Keyframes whose feature maps are held at once when building bags.
+MAP_CHUNK = 256
 
 
 def keyframe_rows(railcar_ids: Iterable[int]) -> list[tuple[int, int]]:
@@ -93,64 +100,98 @@ def frame_maps(
     return found
 
 
-def mask_coverage(railcar_ids: Iterable[int]) -> dict[int, np.ndarray]:
-    """Per keyframe (by frame id), the share of the railcar's mask-drawing raters who marked each
-    pixel: the soft target of the inclusion head. A rater counts on a railcar once they drew at
-    least one mask on any of its keyframes and submitted a rating (no mask on a keyframe then
-    means "no inclusion here"). Keyframes of railcars without such a rater are absent."""
+@dataclass
+class _MaskSources:
+    """What the masks of some railcars say, still encoded: per railcar the assignments that
+    drew (and were submitted), per keyframe its masks."""
+
+    rows: list[tuple[int, int]]
+    drawn: dict[int, set[int]]
+    encoded: dict[int, list[tuple[int, dict]]]
+
+
+def _mask_sources(railcar_ids: Iterable[int]) -> _MaskSources:
     rows = keyframe_rows(railcar_ids)
     keyframes = {frame_id: railcar_id for railcar_id, frame_id in rows}
     masks = Mask.objects.filter(
         frame_id__in=list(keyframes), assignment__status=Assignment.Status.SUBMITTED
     ).values_list("assignment_id", "assignment__railcar_id", "frame_id", "rle")
-    raters: dict[int, set[int]] = {}
-    union: dict[tuple[int, int], np.ndarray] = {}
+    sources = _MaskSources(rows, {}, {})
     for assignment_id, railcar_id, frame_id, encoded in masks:
-        if keyframes.get(frame_id) != railcar_id:
-            continue
+        if keyframes.get(frame_id) == railcar_id:
+            sources.drawn.setdefault(railcar_id, set()).add(assignment_id)
+            sources.encoded.setdefault(frame_id, []).append((assignment_id, encoded))
+    return sources
+
+
+def _coverage(
+    drawn: set[int], encoded: list[tuple[int, dict]], shape: tuple[int, int]
+) -> np.ndarray:
+    """The share of `drawn` raters who marked each pixel (an undecodable mask counts as none)."""
+    marked: dict[int, np.ndarray] = {}
+    for assignment_id, data in encoded:
         try:
-            pixels = rle.decode(encoded)
+            pixels = rle.decode(data)
         except (ValueError, KeyError, TypeError):
             continue
-        raters.setdefault(railcar_id, set()).add(assignment_id)
-        key = (assignment_id, frame_id)
-        union[key] = pixels if key not in union else union[key] | pixels
-    sizes = {
-        pk: (height, width)
-        for pk, height, width in Frame.objects.filter(pk__in=list(keyframes)).values_list(
-            "pk", "height", "width"
+        if pixels.shape != shape:
+            continue
+        marked[assignment_id] = (
+            pixels | marked[assignment_id] if assignment_id in marked else pixels
         )
-    }
-    out: dict[int, np.ndarray] = {}
-    for railcar_id, frame_id in rows:
-        drawn = raters.get(railcar_id)
-        if not drawn:
+    total = np.zeros(shape, np.float32)
+    for pixels in marked.values():
+        total += pixels
+    return total / len(drawn)
+
+
+def mask_coverage(railcar_ids: Iterable[int]) -> Iterator[tuple[int, np.ndarray]]:
+    """(keyframe id, the share of the railcar's mask-drawing raters who marked each pixel): the
+    soft target of the inclusion head, one keyframe at a time (a full-size float map each). A
+    rater counts on a railcar once they drew at least one mask on any of its keyframes and
+    submitted a rating (no mask on a keyframe then means "no inclusion here"). Keyframes of
+    railcars without such a rater are left out."""
+    sources = _mask_sources(railcar_ids)
+    frames = Frame.objects.filter(pk__in=[f for r, f in sources.rows if r in sources.drawn])
+    sizes = {pk: (h, w) for pk, h, w in frames.values_list("pk", "height", "width")}
+    for railcar_id, frame_id in sources.rows:
+        drawn, shape = sources.drawn.get(railcar_id), sizes.get(frame_id)
+        if not drawn or not shape or not all(shape):
             continue
-        marked = [union[(a, frame_id)] for a in drawn if (a, frame_id) in union]
-        shape = marked[0].shape if marked else sizes.get(frame_id, (None, None))
-        if not all(shape):
-            continue
-        total = np.zeros(shape, np.float32)
-        for pixels in marked:
-            if pixels.shape == total.shape:
-                total += pixels
-        out[frame_id] = total / len(drawn)
-    return out
+        yield frame_id, _coverage(drawn, sources.encoded.get(frame_id, []), shape)
 
 
 def head_training_data(
     railcar_ids: Iterable[int], config: ModelConfig, *, log: Log | None = None
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Feature maps and cell targets of the keyframes of `railcar_ids` that carry masks."""
-    coverage = mask_coverage(railcar_ids)
-    frames = list(Frame.objects.filter(pk__in=list(coverage)).only("pk", "file", "railcar_box"))
-    maps = frame_maps(frames, config, log=log)
+    """Feature maps and cell targets of the keyframes of `railcar_ids` that carry masks, at most
+    MAX_HEAD_KEYFRAMES of them (a seeded sample), so memory stays bounded on a large dataset."""
+    sources = _mask_sources(railcar_ids)
+    masked = [f for r, f in sources.rows if r in sources.drawn]
+    if len(masked) > MAX_HEAD_KEYFRAMES:
+        rng = np.random.default_rng(config.seed)
+        masked = sorted(rng.choice(masked, size=MAX_HEAD_KEYFRAMES, replace=False).tolist())
+    chosen = set(masked)
+    frames = {
+        f.pk: f
+        for f in Frame.objects.filter(pk__in=masked).only(
+            "pk", "file", "railcar_box", "height", "width"
+        )
+    }
+    maps = frame_maps(frames.values(), config, log=log)
     inputs, targets = [], []
-    for frame in frames:
-        fmap, cover = maps.get(frame.pk), coverage[frame.pk]
-        if fmap is None or cover.size == 0:
+    for railcar_id, frame_id in sources.rows:
+        frame, fmap = frames.get(frame_id), maps.get(frame_id)
+        if frame_id not in chosen or frame is None or fmap is None:
             continue
-        box = crop_box(frame.railcar_box, cover.shape[1], cover.shape[0])
+        if not frame.height or not frame.width:
+            continue
+        cover = _coverage(
+            sources.drawn[railcar_id],
+            sources.encoded.get(frame_id, []),
+            (frame.height, frame.width),
+        )
+        box = crop_box(frame.railcar_box, frame.width, frame.height)
         if config.crop_to_railcar and box is not None:
             x0, y0, x1, y1 = box
             cover = cover[y0:y1, x0:x1]
@@ -173,12 +214,18 @@ def frame_vectors(
     vectors = frame_features(frames, config, log=log)
     if inclusion is None:
         return vectors
-    maps = frame_maps(frames, config, log=log)
-    return {
-        pk: np.concatenate([vector, summary(inclusion, maps[pk])])
-        for pk, vector in vectors.items()
-        if pk in maps
-    }
+    out: dict[int, np.ndarray] = {}
+    # The maps of a chunk at a time: a few hundred KB each as float32.
+    for start in range(0, len(frames), MAP_CHUNK):
+        maps = frame_maps(frames[start : start + MAP_CHUNK], config, log=log)
+        out.update(
+            {
+                pk: np.concatenate([vectors[pk], summary(inclusion, fmap)])
+                for pk, fmap in maps.items()
+                if pk in vectors
+            }
+        )
+    return out
 
 
 def model_bags(

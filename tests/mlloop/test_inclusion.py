@@ -13,6 +13,7 @@ from labeling import rle
 from labeling.annotation_models import Assignment, Mask
 from labeling.models import Frame, Layer
 from mlloop import registry, scoring
+from mlloop.config import model_config
 from mlloop.feature_maps import mask_coverage, model_bags
 from mlloop.features import extractor
 from mlloop.inclusion import SUMMARY_DIM, cell_targets, fit_inclusion_head
@@ -99,7 +100,7 @@ def test_coverage_averages_the_raters_who_drew_and_counts_an_unmarked_keyframe_a
     draw(submitted(railcar.pk, two), first, mark)
     submitted(railcar.pk, lazy)  # rated, drew nothing: not a mask-drawing rater
 
-    coverage = mask_coverage([railcar.pk])
+    coverage = dict(mask_coverage([railcar.pk]))
 
     assert coverage[first.pk][0, 0] == 1.0 and coverage[first.pk][10, 10] == 0.0
     assert coverage[second.pk].shape == (second.height, second.width)
@@ -151,3 +152,18 @@ def test_mask_supervision_can_be_switched_off_per_run():
     assert run.status == ModelVersion.Status.SUCCEEDED, run.log
     assert "inclusion head" not in run.log and registry.load(run).inclusion is None
     assert TINY["backbone"] == run.settings["backbone"]
+
+
+@pytest.mark.django_db
+def test_the_head_learns_from_a_bounded_sample_of_the_masked_keyframes(monkeypatch):
+    from mlloop import feature_maps
+
+    dataset = frozen_dataset(splits(4, 0, 0))
+    masked = mask_train_split(dataset, annotators(1, prefix="cap"))
+    monkeypatch.setattr(feature_maps, "MAX_HEAD_KEYFRAMES", 5)
+    ids = DatasetItem.objects.filter(version=dataset).values_list("railcar_id", flat=True)
+
+    maps, targets = feature_maps.head_training_data(ids, model_config(**TINY))
+
+    assert masked == 12 and len(maps) == len(targets) == 5
+    assert all(t.shape == m.shape[:2] for m, t in zip(maps, targets, strict=True))
