@@ -4,7 +4,7 @@ the annotator API (labeling/annotation_apis.py) with the page's session."""
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods
 
 from labeling import guidelines, pool
 from labeling.models import FailureCode, Grade
@@ -21,9 +21,13 @@ def queue(request: HttpRequest) -> HttpResponse:
     return render(request, "labeling/queue.html", {"held": held})
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @role_required(Role.ANNOTATOR)
 def take_next(request: HttpRequest) -> HttpResponse:
+    if request.method == "GET":
+        # Opened as a link or from the history: taking a lease is the queue button's POST (a GET
+        # must not), so the queue page it is.
+        return redirect("labeling:queue")
     assignment = pool.next_assignment(annotator=request.user)
     if assignment is None:
         return render(request, "labeling/queue.html", {"held": None, "empty": True})

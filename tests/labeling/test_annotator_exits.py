@@ -203,3 +203,17 @@ def test_only_annotators_may_release(who, request):
     response = api(user).post(f"{API}/{held.uid}/release/", {"reason": "cannot_judge"})
 
     assert response.status_code == 403
+
+
+def test_opening_the_take_next_address_shows_the_queue_and_takes_no_lease():
+    pool_railcar()
+    (annotator,) = annotators(1, prefix="opener")
+    client = Client()
+    client.force_login(annotator)
+
+    answer = client.get("/annotate/next/")
+
+    assert answer.status_code == 302 and answer["Location"] == "/annotate/"
+    assert not Assignment.objects.filter(annotator=annotator).exists()
+    assert client.post("/annotate/next/").status_code == 302  # the button still takes one
+    assert Assignment.objects.filter(annotator=annotator).count() == 1
