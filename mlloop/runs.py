@@ -9,13 +9,13 @@ import hashlib
 import logging
 from datetime import timedelta
 
+import numpy as np
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
-from PIL import Image
 
 from labeling.models import Frame
 from mlloop import registry
@@ -23,7 +23,7 @@ from mlloop.artifacts import ArtifactError, TrainedModel, artifact_bytes
 from mlloop.config import ModelConfig, config_from_dict, feature_key
 from mlloop.feature_maps import head_training_data, keyframe_rows, model_bags
 from mlloop.features import FeatureExtractor, extractor, load_image
-from mlloop.finetune import ImageBag, finetune, image_bags
+from mlloop.finetune import ImageBag, finetune
 from mlloop.inclusion import InclusionHead, fit_inclusion_head
 from mlloop.model import BackboneError
 from mlloop.models import DatasetItem, ModelVersion, Split
@@ -185,18 +185,23 @@ def _train(model_version: ModelVersion, run: _Run) -> tuple[TrainedModel, dict[s
 
 
 def _image_bags(base: FeatureExtractor, bags: list[Bag]) -> list[ImageBag]:
-    """Each railcar's keyframes in layer order, preprocessed for fine-tuning."""
+    """Each railcar's keyframes in layer order, preprocessed for fine-tuning one at a time (a
+    decoded camera frame is megabytes; its preprocessed crop a fraction of that)."""
     rows = keyframe_rows([b.railcar_id for b in bags])
     frames = {f.pk: f for f in Frame.objects.filter(pk__in=[f for _, f in rows])}
-    keyframes: dict[int, list[tuple[Image.Image, object]]] = {}
+    layers: dict[int, list[np.ndarray]] = {}
     for railcar_id, frame_id in rows:
         try:
             image = load_image(frames[frame_id])
         except (OSError, ValueError):
             continue  # left out of the bag, as feature extraction leaves it out
-        keyframes.setdefault(railcar_id, []).append((image, frames[frame_id].railcar_box))
-    found = [b for b in bags if b.railcar_id in keyframes]
-    return image_bags(base, [(keyframes[b.railcar_id], b.contamination, b.grade) for b in found])
+        crop = base.preprocess(image, frames[frame_id].railcar_box).astype(np.float16)
+        layers.setdefault(railcar_id, []).append(crop)
+    return [
+        ImageBag(layers[b.railcar_id], b.contamination, b.grade)
+        for b in bags
+        if b.railcar_id in layers
+    ]
 
 
 def _finetuned(
