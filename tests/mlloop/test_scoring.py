@@ -97,7 +97,9 @@ def test_the_pool_hands_out_the_most_uncertain_railcar_first(admin_user):
     )
     expected = sorted(priority, key=priority.get, reverse=True)
     assert len(set(uncertainty_of.values())) == len(railcars)  # the ordering is meaningful
-    assert expected != [r.pk for r in railcars]  # and it is not the age order
+    # (Not "and it is not the age order": a tiny model can embed near-identical railcars, whose
+    # discounted priorities then tie at 0 after the first; the pool then serves them by age, which
+    # is the age order one time in six. The first railcar is the most uncertain either way.)
     assert expected[0] == max(uncertainty_of, key=uncertainty_of.get)
     assert all(priority[pk] <= uncertainty_of[pk] + 1e-9 for pk in priority)  # only discounted
     handed_out = [
