@@ -9,14 +9,19 @@ state has waited too long for its task and enqueues again.
 import logging
 from typing import Any
 
-from celery import Task
+from celery import Task, current_app
 from kombu.exceptions import OperationalError as BrokerError
 
 logger = logging.getLogger(__name__)
 
 
-def enqueue(task: Task, *args: Any, **kwargs: Any) -> bool:
-    """`task.delay(*args, **kwargs)`; False (and a warning in the log) when the broker refused."""
+def enqueue(task: Task | str, *args: Any, **kwargs: Any) -> bool:
+    """`task.delay(*args, **kwargs)`; False (and a warning in the log) when the broker refused.
+
+    `task` may be a registered task's name: a domain module then enqueues its own task without
+    importing the tasks module that imports it (eager mode still runs it in-process)."""
+    if isinstance(task, str):
+        task = current_app.tasks[task]
     try:
         task.delay(*args, **kwargs)
     except BrokerError as exc:
