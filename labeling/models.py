@@ -66,6 +66,9 @@ class Railcar(models.Model):
     checked_at = models.DateTimeField(null=True, blank=True)
     # When labeling.reconcile last enqueued the task this railcar's status waits for.
     nudged_at = models.DateTimeField(null=True, blank=True)
+    # When an open (live) unloading last received frames: one idle too long is closed
+    # (labeling.reconcile.close_idle_unloadings).
+    received_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     # Routing (labeling.pool). Higher priority is handed out first (the learning loop sets it);
     # `tiebreak` is a random draw so that equal railcars go out in random order.

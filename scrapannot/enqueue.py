@@ -10,21 +10,26 @@ import logging
 from typing import Any
 
 from celery import Task, current_app
+from celery.result import AsyncResult
 from kombu.exceptions import OperationalError as BrokerError
 
 logger = logging.getLogger(__name__)
 
 
-def enqueue(task: Task | str, *args: Any, **kwargs: Any) -> bool:
-    """`task.delay(*args, **kwargs)`; False (and a warning in the log) when the broker refused.
+def send(task: Task | str, *args: Any, **kwargs: Any) -> AsyncResult | None:
+    """`task.delay(*args, **kwargs)`; None (and a warning in the log) when the broker refused.
 
     `task` may be a registered task's name: a domain module then enqueues its own task without
     importing the tasks module that imports it (eager mode still runs it in-process)."""
     if isinstance(task, str):
         task = current_app.tasks[task]
     try:
-        task.delay(*args, **kwargs)
+        return task.delay(*args, **kwargs)
     except BrokerError as exc:
         logger.warning("enqueue of %s%r failed, left to the reconciler: %s", task.name, args, exc)
-        return False
-    return True
+        return None
+
+
+def enqueue(task: Task | str, *args: Any, **kwargs: Any) -> bool:
+    """`send`, answering whether the broker took the message."""
+    return send(task, *args, **kwargs) is not None

@@ -212,6 +212,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Every operation's error answers (401, 403, 404, 400, 409, 503), which the views share.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "scrapannot.api_schema.document_error_answers",
+    ],
 }
 
 # Celery: without a broker the first run executes tasks in-process.
@@ -271,6 +276,8 @@ SCRAPANNOT = {
     # restart, a dead worker, an enqueue refused after commit): the reconciler enqueues it again.
     # Longer than the quality check's time limit (600 s), so a live check is never doubled.
     "RECONCILE_AFTER_S": env_int("SCRAPANNOT_RECONCILE_AFTER", 660),
+    # An open (live) unloading that has received no frames this long is closed by the reconciler.
+    "LIVE_IDLE_CLOSE_S": env_int("SCRAPANNOT_LIVE_IDLE_CLOSE", 7200),
 }
 
 # Segment-anything: a local checkpoint (weights are never downloaded). Empty: the OpenCV engine.
