@@ -16,7 +16,7 @@ from celery import shared_task
 
 from mlloop import registry
 from mlloop.models import DatasetVersion, ModelVersion
-from scrapannot.enqueue import enqueue
+from scrapannot.enqueue import enqueue, send
 
 # runs and scoring are imported inside the tasks: they load torch, and this module is imported by
 # every process at start (MlloopConfig.ready connects the handlers below), where a web worker
@@ -71,8 +71,8 @@ def retrain() -> dict[str, Any]:
 
 def enqueue_training(sender: Any = None, *, model_version_id: int, **kwargs: Any) -> None:
     """Send a queued run to a worker and remember its task id."""
-    result = train_model.delay(model_version_id)
-    ModelVersion.objects.filter(pk=model_version_id, task_id="").update(task_id=result.id or "")
+    task_id = send(train_model, model_version_id)
+    ModelVersion.objects.filter(pk=model_version_id, task_id="").update(task_id=task_id or "")
 
 
 def enqueue_scoring(sender: Any = None, *, railcar_id: int, **kwargs: Any) -> None:

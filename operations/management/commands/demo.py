@@ -34,6 +34,7 @@ from operations.pool_simulation import (
     simulated_raters_exist,
 )
 from operations.synth import LABELS_FILE, write_unloadings
+from scrapannot import background
 from scrapannot.audit import verify_chain
 
 
@@ -101,6 +102,10 @@ class Command(BaseCommand):
             "Serving with Django's development server (production runs gunicorn). "
             "Ctrl-C stops it.\n"
         )
+        if settings.CELERY_TASK_ALWAYS_EAGER:
+            # Without a broker, tasks the pages start (a training run, a scheduled job run now)
+            # go to the app's own background threads, so each page answers at once.
+            background.start()
         # insecure_serving: static files still load when someone runs the demo with DEBUG=0.
         call_command("runserver", options["addrport"], use_reloader=False, insecure_serving=True)
 
