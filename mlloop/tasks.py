@@ -50,7 +50,7 @@ def score_railcars(
     return {"model": report.model_number, "scored": report.scored, "note": report.note}
 
 
-@shared_task(name="mlloop.retrain", acks_late=True, time_limit=300)
+@shared_task(name="mlloop.retrain", acks_late=True, soft_time_limit=280, time_limit=300)
 def retrain() -> dict[str, Any]:
     """The scheduled retraining: queue a run on the newest frozen dataset version, with the
     configured settings, unless a run on that version is already queued, running or done.

@@ -3,7 +3,8 @@
 Migrates, creates the demo accounts (`operations.demo`), synthesizes railcars
 (`operations.synth`), ingests their folders as `manage.py ingest` does (the code path plant
 unloadings take), lets simulated raters rate some through the pool
-(`operations.pool_simulation`), then serves the app with Django's development server.
+(`operations.pool_simulation`), runs the learning loop once (`operations.demo_loop`), then
+serves the app with Django's development server.
 Production serves with gunicorn instead (README). Every step is idempotent, so running it again
 just serves what is there.
 """
@@ -27,6 +28,7 @@ from labeling.unloading_folders import (
     ingest_folder,
 )
 from operations.demo import DEMO_PASSWORD, DemoUser, ensure_demo_users
+from operations.demo_loop import close_the_loop
 from operations.pool_simulation import (
     TruthFileError,
     rate_from_pool,
@@ -71,6 +73,11 @@ class Command(BaseCommand):
             help="railcars simulated raters rate first, so that adjudication, agreement and "
             "datasets have something to show (0: none)",
         )
+        parser.add_argument(
+            "--no-learning",
+            action="store_true",
+            help="skip the learning loop's first pass (calibrate, freeze, train, promote, score)",
+        )
         parser.add_argument("--addrport", default="127.0.0.1:8000")
         parser.add_argument("--no-serve", action="store_true", help="set everything up, then exit")
 
@@ -89,6 +96,8 @@ class Command(BaseCommand):
         folders = self.synthesize(out, options)
         self.ingest(folders)
         self.simulate(out, options["simulate"])
+        if not options["no_learning"]:
+            self.learn()
 
         report = verify_chain()
         self.stdout.write(
@@ -162,6 +171,12 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         with self.quiet_tasks():
             report = rate_from_pool(railcars=railcars, truth=truth)
+        self.stdout.write(report.summary())
+
+    def learn(self) -> None:
+        self.step("The learning loop once: calibrate raters, freeze, train, promote, score")
+        with self.quiet_tasks():
+            report = close_the_loop()
         self.stdout.write(report.summary())
 
     @contextmanager
