@@ -175,21 +175,24 @@ class Command(BaseCommand):
 
     def learn(self) -> None:
         self.step("The learning loop once: calibrate raters, freeze, train, promote, score")
-        with self.quiet_tasks():
+        with self.quiet_tasks("mlloop.runs", "mlloop.scoring"):
             report = close_the_loop()
         self.stdout.write(report.summary())
 
     @contextmanager
-    def quiet_tasks(self) -> Iterator[None]:
-        """Without a broker, tasks run in-process and Celery logs one line per task."""
-        trace = logging.getLogger("celery.app.trace")
-        level = trace.level
+    def quiet_tasks(self, *names: str) -> Iterator[None]:
+        """Without a broker, tasks run in-process and Celery logs one line per task (and a
+        training run one per epoch, mlloop.runs)."""
+        loggers = [logging.getLogger(name) for name in ("celery.app.trace", *names)]
+        levels = [each.level for each in loggers]
         if self.verbosity < 2:
-            trace.setLevel(logging.WARNING)
+            for each in loggers:
+                each.setLevel(logging.WARNING)
         try:
             yield
         finally:
-            trace.setLevel(level)
+            for each, level in zip(loggers, levels, strict=True):
+                each.setLevel(level)
 
     def print_accounts(self, users: list[DemoUser], *, url: str) -> None:
         rows = [("user", "role", "signs in with")]
