@@ -7,7 +7,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
 from labeling import guidelines, pool, progress
-from labeling.models import FailureCode, Grade
+from labeling.models import FailureCode, Grade, InclusionKind
 from scrapannot.roles import Role, role_required
 
 
@@ -52,6 +52,7 @@ def workspace(request: HttpRequest, uid: str) -> HttpResponse:
         "assignment": assignment,
         "failure_codes": FailureCode.choices,
         "grades": Grade.choices,
+        "inclusion_kinds": InclusionKind.choices,
         "release_reasons": pool.ReleaseReason.choices,
         "frames_unusable": pool.ReleaseReason.FRAMES_UNUSABLE,
         # The admins' text and its version only: nothing about other raters or railcars.
