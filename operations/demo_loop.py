@@ -4,8 +4,9 @@ estimate and calibrated consensus, the model registry, the schedules' last runs)
 
 Each scheduled step is sent as the schedules page's "Run now" sends it (`operations.schedules`),
 so it is audited and the page says when it last ran; freezing is an admin's act, done here
-through the same function as the datasets page. Nothing is done twice: with a production model
-the loop has run already.
+through the same function as the datasets page. Nothing is done twice: once the demo has sent a
+step (its audit events say so), or once a model is in production, the loop has run already,
+whatever came of it (too few labels to train on, say: the schedules page's "Run now" retries).
 """
 
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from mlloop import registry
 from mlloop.datasets import DatasetError, freeze_version
 from mlloop.models import DatasetVersion, ModelVersion, RailcarScore
 from operations import schedules
+from scrapannot.models import AuditEvent
 
 ACTOR_LABEL = "demo"
 CALIBRATE = "adjudication.estimate_calibrations"
@@ -45,8 +47,9 @@ def close_the_loop() -> LoopReport:
     """Run the loop once where no model is in production yet (tasks run in-process when there
     is no broker, or on the workers otherwise)."""
     report = LoopReport()
-    if registry.production() is not None:
-        report.lines.append("A production model exists: the learning loop has run already.")
+    sent = AuditEvent.objects.filter(action=schedules.RUN_NOW, actor_label=ACTOR_LABEL).exists()
+    if sent or registry.production() is not None:
+        report.lines.append("The learning loop has run already (see the schedules page).")
         return report
     if _run_scheduled(CALIBRATE, report):
         # Railcars aggregated before the raters were calibrated get their calibrated consensus.

@@ -92,3 +92,6 @@ def test_the_demo_command_sets_up_users_railcars_and_audit_events_once(tmp_path:
     assert Rating.objects.count() == 3 * in_pool_or_later
     assert "simulated raters" in first.getvalue()
     assert "Simulated raters rate" not in second.getvalue()
+    # The learning loop's first pass, once (two railcars are too few to train on: it says so).
+    assert "The learning loop once" in first.getvalue()
+    assert "has run already" in second.getvalue()

@@ -87,3 +87,15 @@ def test_the_loop_trains_promotes_scores_and_calibrates_once(tiny_model, rated_w
     assert "has run already" in again.summary()
     assert AuditEvent.objects.count() == events
     assert ModelVersion.objects.count() == 1
+
+
+def test_a_loop_with_nothing_to_train_on_is_not_retried_by_the_next_demo(loop_schedules):
+    first = close_the_loop()
+    events = AuditEvent.objects.count()
+
+    again = close_the_loop()
+
+    assert "no dataset version frozen" in first.summary()
+    assert not ModelVersion.objects.exists()
+    assert "has run already" in again.summary()
+    assert AuditEvent.objects.count() == events
