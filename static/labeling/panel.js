@@ -40,8 +40,11 @@ function maskItem(mask, n, selected, kinds, editing) {
   return item;
 }
 
-function proposalText(tool, excluded, editing) {
+function proposalText(tool, excluded, editing, brush, paint) {
   if (excluded) return "Masks are off on an excluded frame.";
+  if (editing && brush) {
+    return `Correcting mask ${editing} with the ${paint || "brush, paused"}: ${brush.area.toLocaleString()} px; Enter keeps it, Esc drops it.`;
+  }
   if (editing && !tool.busy) {
     const area = tool.proposal?.area ? ` now ${tool.proposal.area.toLocaleString()} px;` : "";
     return `Correcting mask ${editing}:${area} click to add, shift-click to subtract, Enter keeps it, Esc cancels.`;
@@ -79,13 +82,18 @@ export function renderPanel({ state, frame, masks, tool, codeLabel, layers, kind
   $("ws-mask-count").textContent = masks.length ? String(masks.length) : "";
   $("ws-no-masks").hidden = masks.length > 0 || Boolean(exclusion);
   $("ws-masks-off").hidden = masks.length > 0 || !exclusion;
-  $("ws-proposal").textContent = proposalText(tool, Boolean(exclusion), editing);
+  $("ws-proposal").textContent = proposalText(tool, Boolean(exclusion), editing, state.brush, state.paint);
+  for (const [id, mode] of [["ws-brush", "brush"], ["ws-eraser", "eraser"]]) {
+    $(id).hidden = !editing;
+    $(id).setAttribute("aria-pressed", String(state.paint === mode));
+  }
   $("ws-proposal").classList.toggle("busy", tool.busy);
   const idle = state.done || state.saving;
   const nothing = Boolean(tool.proposal && !tool.proposal.area && !tool.busy);
-  $("ws-accept").disabled = idle || !tool.ready || nothing || Boolean(exclusion);
+  $("ws-accept").disabled =
+    idle || Boolean(exclusion) || !(state.brush || (tool.ready && !nothing));
   $("ws-undo").disabled = idle || !tool.history.length;
-  $("ws-clear").disabled = idle || tool.empty;
+  $("ws-clear").disabled = idle || (tool.empty && !state.editing);
 
   const excluded = state.exclusions.size;
   const total = state.frames.length;

@@ -33,7 +33,7 @@ const MASK_EDGE = [254, 240, 138, 255];
 
 const state = {
   frames: [], current: 0, exclusions: new Map(), masks: [], selected: null, editing: null,
-  kind: "other", prefix: null, done: false, saving: false,
+  brush: null, paint: null, kind: "other", prefix: null, done: false, saving: false,
 };
 // The policy list of inclusion kinds, [value, label] pairs (labeling.InclusionKind).
 const KINDS = JSON.parse($("ws-kinds").textContent);
@@ -48,6 +48,10 @@ const viewer = new Viewer($("ws-canvas"), {
   onPoint: (point, label) => prompt(() => tool.addPoint(point, label)),
   onBox: (box) => prompt(() => tool.setBox(box)),
   onZoom: (scale) => { $("ws-zoom").textContent = `${Math.round(scale * 100)} %`; },
+  onPaint: (point, { start }) => {
+    paintAt(point, start);
+    render();
+  },
 });
 const rating = new RatingForm({
   url: urls.rating, seconds: () => (timer ? timer.seconds : 0), onDone: finish, onError: fail,
@@ -125,6 +129,10 @@ function fail(error) {
 
 function prompt(change) {
   if (state.done) return;
+  if (state.brush) {
+    flash("Keep the painted correction (Enter) or drop it (Esc) before adding clicks.");
+    return;
+  }
   if (state.exclusions.has(current().id)) {
     flash("This frame is excluded: include it again (x) to draw masks on it.");
     return;
@@ -144,7 +152,7 @@ async function showFrame(index) {
   const keepView = before && !viewer.isFit();
   state.current = index;
   state.selected = null;
-  state.editing = null;
+  if (state.editing) stopEditing(); // a correction belongs to its frame
   tool.reset(current().id);
   render();
   let img;
@@ -181,10 +189,11 @@ function render() {
   const fresh = tool.proposal && JSON.stringify(tool.proposal.prompts) === JSON.stringify(tool.prompts);
   viewer.show({
     overlays: [
-      // The mask being corrected is drawn by its proposal instead.
+      // The mask being corrected is drawn by its proposal or its brush strokes instead.
       ...masks
-        .filter((m) => !(m.id === state.editing && tool.proposal))
+        .filter((m) => !(m.id === state.editing && (tool.proposal || state.brush)))
         .map((m) => ({ canvas: overlay(m), alpha: m.id === state.selected ? 1 : 0.6 })),
+      ...(state.brush ? [{ canvas: state.brush.canvas, alpha: 1 }] : []),
       ...(tool.proposal ? [{ canvas: tool.proposal.canvas, alpha: fresh ? 1 : 0.5 }] : []),
     ],
     prompts: tool.prompts,
@@ -228,8 +237,8 @@ const include = () => saving(async () => {
   flash("Frame included again");
 });
 
-const { accept, deleteMask, startEditing, stopEditing, changeKind } = maskActions({
-  state, tool, urls, overlays, saving, flash, current,
+const { accept, deleteMask, startEditing, stopEditing, changeKind, setPaint, paintAt } = maskActions({
+  state, tool, urls, overlays, saving, flash, current, viewer,
 });
 
 function finish(recorded, { already = false } = {}) {
@@ -324,6 +333,8 @@ function wire() {
   $("ws-include").addEventListener("click", () => include());
   $("ws-accept").addEventListener("click", () => accept());
   $("ws-undo").addEventListener("click", () => tool.undo());
+  $("ws-brush").addEventListener("click", () => { setPaint("brush"); render(); });
+  $("ws-eraser").addEventListener("click", () => { setPaint("eraser"); render(); });
   $("ws-clear").addEventListener("click", () => (state.editing ? (stopEditing(), render()) : tool.clear()));
   $("ws-help-open").addEventListener("click", toggleHelp);
   $("ws-help-close").addEventListener("click", toggleHelp);

@@ -1,6 +1,6 @@
 """Masks in the workspace, in chromium: a second click on the selected mask keeps it selected, an
-accepted mask is corrected with more clicks and keeps its inclusion kind, and active time is one
-clock across the tabs of an assignment."""
+accepted mask is corrected with more clicks (keeping its inclusion kind) or with the brush and the
+eraser, and active time is one clock across the tabs of an assignment."""
 
 import os
 import re
@@ -20,6 +20,7 @@ from tests.labeling.test_workspace_browser import (
     click_frame,
     drag_box,
     open_workspace,
+    screen_point,
 )
 
 pytest_plugins = ["tests.browser_fixtures"]
@@ -121,3 +122,50 @@ def test_active_time_is_one_clock_across_two_tabs_of_the_assignment(
     spent = Rating.objects.get(assignment=assignment).seconds_spent
     # Both tabs' time, counted once (they were open together for a moment).
     assert 4 <= spent <= elapsed + 1, (spent, elapsed)
+
+
+def paint_stroke(page: Page, points: list[tuple[float, float]]) -> None:
+    page.mouse.move(*screen_point(page, *points[0]))
+    page.mouse.down()
+    for point in points[1:]:
+        page.mouse.move(*screen_point(page, *point), steps=4)
+    page.mouse.up()
+
+
+def test_an_accepted_mask_is_corrected_with_the_brush_and_the_eraser(
+    page: Page, railcar: Railcar, rater: User
+) -> None:
+    page.set_viewport_size({"width": 1440, "height": 900})
+    assignment = open_workspace(page, rater)
+    drag_box(page, 20, 10, 50, 40)
+    click_frame(page, 35, 25)
+    accept_mask(page, 1)
+    before = Mask.objects.get(assignment=assignment)
+
+    page.get_by_role("button", name="Correct mask 1").click()
+    page.get_by_role("button", name="Brush").click()
+    paint_stroke(page, [(80, 10), (80, 45)])  # a stripe well away from the mask
+    expect(page.locator("#ws-proposal")).to_contain_text("with the brush")
+    if SCREENS:
+        page.screenshot(path=f"{SCREENS}/workspace-mask-brush.png")
+    page.keyboard.press("Enter")
+    area = page.locator(".ws-mask .ws-area").first
+    expect(area).not_to_have_text(f"{before.area:,} px")
+
+    brushed = Mask.objects.get(assignment=assignment)
+    assert brushed.pk == before.pk and brushed.engine == "brush"
+    assert brushed.area > before.area
+    assert brushed.prompts == before.prompts  # the strokes keep the prompts they started from
+
+    page.get_by_role("button", name="Correct mask 1").click()
+    page.get_by_role("button", name="Eraser").click()
+    paint_stroke(page, [(80, 5), (80, 50)])
+    expect(page.locator("#ws-proposal")).to_contain_text("with the eraser")
+    page.keyboard.press("Enter")
+    expect(area).not_to_have_text(f"{brushed.area:,} px")
+
+    erased = Mask.objects.get(assignment=assignment)
+    assert erased.area < brushed.area
+    assert abs(erased.area - before.area) <= before.area * 0.1 + 10
+    changes = AuditEvent.objects.filter(action="mask.changed", actor=rater).order_by("seq")
+    assert [e.payload["after"]["area"] for e in changes] == [brushed.area, erased.area]
