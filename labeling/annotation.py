@@ -16,7 +16,15 @@ from labeling import masks
 from labeling import rle as rle_codec
 from labeling.layers import LayerFrames, layers_with_frames
 from labeling.masks import MaskResult
-from labeling.models import Assignment, Frame, FrameExclusion, Mask, Railcar, Rating
+from labeling.models import (
+    Assignment,
+    Frame,
+    FrameExclusion,
+    InclusionKind,
+    Mask,
+    Railcar,
+    Rating,
+)
 from labeling.pool import LeaseExpired, LeaseLost, NotYourAssignment, holder_assignment, lease_over
 from labeling.signals import railcar_rated
 from scrapannot import audit
@@ -120,24 +128,18 @@ def save_mask(
     rle: Any,
     prompts: Any,
     engine: str,
+    kind: str = InclusionKind.OTHER,
 ) -> Mask:
     """Keep an accepted mask. ValueError when the RLE or the prompts do not fit the frame."""
     with transaction.atomic():
         assignment = active_assignment(uid=uid, annotator=annotator, lock=True)
         frame = assignment_frame(assignment=assignment, frame_uid=frame_uid)
-        parsed = masks.Prompts.from_json(prompts, width=frame.width, height=frame.height)
-        size = rle.get("size") if isinstance(rle, dict) else None
-        if size != [frame.height, frame.width]:
-            # Checked before decoding: a forged size must not make us allocate a huge mask.
-            raise ValueError(f"the mask must be {frame.height} x {frame.width} (size [h, w])")
-        pixels = masks.mask_from_rle(rle)
-        area = int(pixels.sum())
-        if area == 0:
-            raise ValueError("the mask is empty")
+        pixels, parsed = _checked_mask(frame, rle=rle, prompts=prompts)
         mask = Mask.objects.create(
             # Re-encoded: whatever form of RLE came in, the stored one is compressed COCO RLE.
             assignment=assignment, frame=frame, rle=rle_codec.encode(pixels),
-            prompts=parsed.as_json(), engine=engine[:80], area=area,
+            prompts=parsed.as_json(), engine=engine[:80], area=int(pixels.sum()),
+            kind=_kind(kind),
         )  # fmt: skip
         audit.record(
             action="mask.saved",
@@ -146,10 +148,78 @@ def save_mask(
             payload={
                 "frame": frame.pk,
                 "engine": mask.engine,
-                "area": area,
+                "area": mask.area,
                 "prompts": mask.prompts,
+                "kind": mask.kind,
             },
         )
+    return mask
+
+
+def _kind(kind: str) -> str:
+    if kind not in InclusionKind.values:
+        raise ValueError(f"the inclusion kind must be one of {', '.join(InclusionKind.values)}")
+    return kind
+
+
+def _checked_mask(frame: Frame, *, rle: Any, prompts: Any) -> tuple[Any, masks.Prompts]:
+    """The mask's pixels and parsed prompts; ValueError when they do not fit the frame."""
+    parsed = masks.Prompts.from_json(prompts, width=frame.width, height=frame.height)
+    size = rle.get("size") if isinstance(rle, dict) else None
+    if size != [frame.height, frame.width]:
+        # Checked before decoding: a forged size must not make us allocate a huge mask.
+        raise ValueError(f"the mask must be {frame.height} x {frame.width} (size [h, w])")
+    pixels = masks.mask_from_rle(rle)
+    if not pixels.any():
+        raise ValueError("the mask is empty")
+    return pixels, parsed
+
+
+def change_mask(
+    *,
+    uid: object,
+    annotator: AbstractBaseUser,
+    mask_uid: object,
+    rle: Any = None,
+    prompts: Any = None,
+    engine: str | None = None,
+    kind: str | None = None,
+) -> Mask:
+    """Correct an accepted mask: new pixels (with the prompts and engine that made them: the
+    old prompts plus the added and subtracted clicks), a new inclusion kind, or both. Audited
+    with the area before and after. ValueError for pixels or a kind that do not fit."""
+    with transaction.atomic():
+        assignment = active_assignment(uid=uid, annotator=annotator, lock=True)
+        mask = (
+            Mask.objects.select_for_update()
+            .select_related("frame")
+            .filter(uid=mask_uid, assignment=assignment)
+            .first()
+        )
+        if mask is None:
+            raise FrameNotInAssignment
+        before = {"area": mask.area, "kind": mask.kind}
+        if rle is not None:
+            if prompts is None or not engine:
+                raise ValueError("new pixels need the prompts and the engine that made them")
+            pixels, parsed = _checked_mask(mask.frame, rle=rle, prompts=prompts)
+            mask.rle = rle_codec.encode(pixels)
+            mask.prompts = parsed.as_json()
+            mask.engine = engine[:80]
+            mask.area = int(pixels.sum())
+        if kind is not None:
+            mask.kind = _kind(kind)
+        after = {"area": mask.area, "kind": mask.kind}
+        if after == before and rle is None:
+            return mask
+        mask.save(update_fields=["rle", "prompts", "engine", "area", "kind"])
+        audit.record(
+            action="mask.changed",
+            actor=annotator,
+            obj=mask,
+            payload={"frame": mask.frame_id, "before": before, "after": after,
+                     "prompts": mask.prompts if rle is not None else None},
+        )  # fmt: skip
     return mask
 
 

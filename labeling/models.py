@@ -214,6 +214,7 @@ from labeling.annotation_models import (  # noqa: E402 - registered with the app
     FailureCode,
     FrameExclusion,
     Grade,
+    InclusionKind,
     Mask,
     Rating,
 )
@@ -221,5 +222,5 @@ from labeling.guideline_models import Guideline  # noqa: E402 - registered with 
 
 __all__ = [
     "Assignment", "FailureCode", "Frame", "FrameCheck", "FrameExclusion", "Grade", "Guideline",
-    "Layer", "Mask", "Railcar", "Rating",
+    "InclusionKind", "Layer", "Mask", "Railcar", "Rating",
 ]  # fmt: skip

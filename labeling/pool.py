@@ -138,6 +138,11 @@ def _candidates(*, annotator: AbstractBaseUser, random_pick: bool = False) -> Qu
     )
 
 
+def railcars_left(*, annotator: AbstractBaseUser) -> int:
+    """How many railcars the pool could still hand this annotator (a count, never which)."""
+    return _candidates(annotator=annotator).count()
+
+
 def is_random_pick(*, leases_before: int, share: float) -> bool:
     """Whether an annotator's lease number `leases_before` (0-based) is a random pick: the
     integer part of n * share steps up on it, so after n leases floor(n * share) were random."""

@@ -50,7 +50,7 @@ def score_railcars(
     return {"model": report.model_number, "scored": report.scored, "note": report.note}
 
 
-@shared_task(name="mlloop.retrain", acks_late=True, time_limit=300)
+@shared_task(name="mlloop.retrain", acks_late=True, soft_time_limit=280, time_limit=300)
 def retrain() -> dict[str, Any]:
     """The scheduled retraining: queue a run on the newest frozen dataset version, with the
     configured settings, unless a run on that version is already queued, running or done.
@@ -77,9 +77,9 @@ def requeue_lost_runs() -> int:
 def enqueue_training(sender: Any = None, *, model_version_id: int, **kwargs: Any) -> None:
     """Send a queued run to a worker and remember its task id. A broker that refuses leaves the
     run queued for the reconciler (mlloop.reconcile), not an error for the committed run."""
-    result = send(train_model, model_version_id)
-    if result is not None:
-        ModelVersion.objects.filter(pk=model_version_id, task_id="").update(task_id=result.id or "")
+    task_id = send(train_model, model_version_id)
+    if task_id is not None:
+        ModelVersion.objects.filter(pk=model_version_id, task_id="").update(task_id=task_id)
 
 
 def enqueue_scoring(sender: Any = None, *, railcar_id: int, **kwargs: Any) -> None:

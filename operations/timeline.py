@@ -295,6 +295,12 @@ _SUMMARIES: dict[str, _Summary] = {
     "frame.included": lambda p, f: f"Put {_frame(f, p.get('frame'))} back",
     "mask.saved": lambda p, f: (
         f"Mask on {_frame(f, p.get('frame'))}: {p.get('area')} px ({p.get('engine')})"
+        + (f", {p['kind']}" if p.get("kind") else "")
+    ),
+    "mask.changed": lambda p, f: (
+        f"Corrected a mask on {_frame(f, p.get('frame'))}: "
+        f"{(p.get('before') or {}).get('area')} px {(p.get('before') or {}).get('kind')} → "
+        f"{(p.get('after') or {}).get('area')} px {(p.get('after') or {}).get('kind')}"
     ),
     "mask.deleted": lambda p, f: f"Deleted a mask on {_frame(f, p.get('frame'))}",
     "rating.submitted": lambda p, f: (

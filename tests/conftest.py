@@ -125,3 +125,14 @@ def jpeg_bytes(
 @pytest.fixture
 def make_jpeg() -> Callable[..., bytes]:
     return jpeg_bytes
+
+
+@pytest.fixture
+def loop_schedules(db) -> None:
+    """The migrations' schedules of the learning loop (a transactional test's flush may have
+    removed them): rater calibration, retraining and scoring."""
+    from django_celery_beat.models import CrontabSchedule, PeriodicTask
+
+    crontab = CrontabSchedule.objects.get_or_create(minute="0", hour="3", day_of_week="*")[0]
+    for task in ("adjudication.estimate_calibrations", "mlloop.retrain", "mlloop.score_railcars"):
+        PeriodicTask.objects.get_or_create(task=task, defaults={"name": task, "crontab": crontab})

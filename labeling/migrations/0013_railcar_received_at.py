@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('labeling', '0011_guideline'),
+        ('labeling', '0012_mask_kind'),
     ]
 
     operations = [
