@@ -149,6 +149,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# The audit trail (scrapannot.audit): requests insert events unsealed, the sequencer seals them.
+# SQLite has one writer at a time anyway, so there `record` seals inline, in its transaction
+# (nothing else to run for the first-run demo). Elsewhere Celery beat seals every second; an
+# event unsealed for longer than the bound below is an alarm (audit page, `audit_verify`).
+AUDIT_SEAL_INLINE = env_bool(
+    "AUDIT_SEAL_INLINE", DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
+)
+AUDIT_SEAL_MAX_DELAY_SECONDS = env_int("AUDIT_SEAL_MAX_DELAY_SECONDS", 10)
+
 AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
