@@ -34,7 +34,7 @@ from operations.pool_simulation import (
     simulated_raters_exist,
 )
 from operations.synth import LABELS_FILE, write_unloadings
-from scrapannot.audit import verify_chain
+from scrapannot.audit import seal_pending, verify_chain
 
 
 def demo_url(addrport: str) -> str:
@@ -89,6 +89,7 @@ class Command(BaseCommand):
         self.ingest(folders)
         self.simulate(out, options["simulate"])
 
+        seal_pending()  # inline already on SQLite; on PostgreSQL, what beat would do
         report = verify_chain()
         self.stdout.write(
             f"Audit trail: {report.events} events, chain {'ok' if report.ok else 'BROKEN'}."
