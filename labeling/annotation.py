@@ -200,8 +200,9 @@ def submit_rating(
         assignment.status = Status.SUBMITTED
         assignment.finished_at = now
         assignment.save(update_fields=["status", "finished_at"])
-        # Lock order: the railcar row before the audit chain's lock, as every other writer
-        # (the pool takes the railcar row, then records) does; the other way round deadlocks.
+        # Lock order: the railcar row before any audit event, as every other writer (the pool
+        # takes the railcar row, then records) does; with inline sealing (AUDIT_SEAL_INLINE)
+        # the event holds the chain's lock, and the other way round would deadlock.
         closed = _close_if_fully_rated(railcar_id=assignment.railcar_id)
         audit.record(
             action="rating.submitted",
@@ -255,7 +256,9 @@ def _work_counts(assignment: Assignment) -> dict[str, int]:
 
 def _close_if_fully_rated(*, railcar_id: int) -> Railcar | None:
     """Mark the railcar rated once its last needed rating is in; the railcar if so."""
-    railcar = Railcar.objects.select_for_update().get(pk=railcar_id)
+    railcar = (
+        Railcar.objects.select_for_update().only("pk", "status", "raters_needed").get(pk=railcar_id)
+    )
     if railcar.status != Railcar.Status.IN_POOL:
         return None
     if Rating.objects.filter(railcar_id=railcar_id).count() < railcar.raters_needed:

@@ -57,8 +57,12 @@ def record(
 ) -> AuditEvent:
     """Append one event. Call it inside the transaction that does the audited change, so that
     the event and the change commit or roll back together. It takes no lock: the event is sealed
-    into the chain after it commits (`seq` and `hash` stay None until then, except with
-    `AUDIT_SEAL_INLINE`)."""
+    into the chain after it commits (`seq` and `hash` stay None until then).
+
+    With `AUDIT_SEAL_INLINE` (SQLite, no broker) it seals at once, and on PostgreSQL that holds
+    the sequencer's lock until the transaction commits: take every row lock the transaction
+    needs *before* the first `record`, or two transactions can deadlock (the "row locks first"
+    comments at the callers)."""
     # Round-trip through JSON so the stored payload is plain JSON values.
     clean_payload = json.loads(canonical_json(payload or {}))
     label = actor_label or (actor.get_username() if actor is not None else SYSTEM)
