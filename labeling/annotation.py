@@ -9,7 +9,7 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import IntegerField, Subquery
 from django.utils import timezone
 
 from labeling import masks
@@ -254,7 +254,9 @@ def submit_rating(
         now = timezone.now()
         if lease_over(assignment, now=now):
             raise LeaseExpired
-        if not frames_left(assignment=assignment):
+        # What is left to rate, and the work counts the audit event keeps, in one query.
+        work = _work_counts(assignment)
+        if not work.pop("frames_left"):
             raise NothingLeftToRate
         rating = Rating.objects.create(
             assignment=assignment,
@@ -268,8 +270,9 @@ def submit_rating(
         assignment.status = Status.SUBMITTED
         assignment.finished_at = now
         assignment.save(update_fields=["status", "finished_at"])
-        # Lock order: the railcar row before the audit chain's lock, as every other writer
-        # (the pool takes the railcar row, then records) does; the other way round deadlocks.
+        # Lock order: the railcar row before any audit event, as every other writer (the pool
+        # takes the railcar row, then records) does; with inline sealing (AUDIT_SEAL_INLINE)
+        # the event holds the chain's lock, and the other way round would deadlock.
         closed = _close_if_fully_rated(railcar_id=assignment.railcar_id)
         audit.record(
             action="rating.submitted",
@@ -280,7 +283,7 @@ def submit_rating(
                 "contamination_pct": str(contamination_pct),
                 "grade": grade,
                 "seconds_spent": seconds_spent,
-                **_work_counts(assignment.pk),
+                **work,
             },
         )
         if closed is not None:
@@ -291,16 +294,41 @@ def submit_rating(
     return rating, True
 
 
-def _work_counts(assignment_id: int) -> dict[str, int]:
-    """The assignment's excluded frames and masks, counted in one query."""
-    return Assignment.objects.filter(pk=assignment_id).aggregate(
-        excluded_frames=Count("exclusions", distinct=True), masks=Count("masks", distinct=True)
+class _CountOf(Subquery):
+    """The number of rows a queryset has, as a scalar subquery."""
+
+    template = "(SELECT count(*) FROM (%(subquery)s) _rows)"
+    output_field = IntegerField()
+
+
+def _work_counts(assignment: Assignment) -> dict[str, int]:
+    """frames_left (as `frames_left`), excluded_frames and masks of the assignment, counted in
+    one query."""
+    excluded = FrameExclusion.objects.filter(assignment_id=assignment.pk)
+    eligible = Frame.objects.filter(
+        railcar_id=assignment.railcar_id, quality=Frame.Quality.ELIGIBLE
+    ).exclude(pk__in=excluded.values("frame_id"))
+    counts = (
+        Assignment.objects.filter(pk=assignment.pk)
+        .values(
+            n_left=_CountOf(eligible.values("pk")),
+            n_excluded=_CountOf(excluded.values("pk")),
+            n_masks=_CountOf(Mask.objects.filter(assignment_id=assignment.pk).values("pk")),
+        )
+        .get()
     )
+    return {
+        "frames_left": counts["n_left"],
+        "excluded_frames": counts["n_excluded"],
+        "masks": counts["n_masks"],
+    }
 
 
 def _close_if_fully_rated(*, railcar_id: int) -> Railcar | None:
     """Mark the railcar rated once its last needed rating is in; the railcar if so."""
-    railcar = Railcar.objects.select_for_update().get(pk=railcar_id)
+    railcar = (
+        Railcar.objects.select_for_update().only("pk", "status", "raters_needed").get(pk=railcar_id)
+    )
     if railcar.status != Railcar.Status.IN_POOL:
         return None
     if Rating.objects.filter(railcar_id=railcar_id).count() < railcar.raters_needed:

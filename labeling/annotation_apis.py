@@ -125,16 +125,22 @@ class AssignmentOutputSerializer(serializers.Serializer):
         ).data
 
     def get_exclusions(self, assignment: Assignment) -> list[dict[str, Any]]:
+        if getattr(assignment, "fresh_lease", False):
+            return []
         return ExclusionOutputSerializer(
             assignment.exclusions.select_related("frame"), many=True
         ).data
 
     def get_masks(self, assignment: Assignment) -> list[dict[str, Any]]:
+        if getattr(assignment, "fresh_lease", False):
+            return []
         return MaskOutputSerializer(
             assignment.masks.select_related("frame").order_by("created_at"), many=True
         ).data
 
     def get_rating(self, assignment: Assignment) -> dict[str, Any] | None:
+        if getattr(assignment, "fresh_lease", False):
+            return None
         rating = getattr(assignment, "rating", None)
         return OwnRatingOutputSerializer(rating).data if rating else None
 

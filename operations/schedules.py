@@ -127,5 +127,5 @@ def last_runs_now(tasks: list[PeriodicTask]) -> dict[int, AuditEvent]:
         action=RUN_NOW,
         object_type=PeriodicTask._meta.label_lower,
         object_id__in=[str(t.pk) for t in tasks],
-    ).order_by("seq")
+    ).order_by("id")
     return {int(e.object_id): e for e in events}

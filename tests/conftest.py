@@ -27,6 +27,14 @@ def _isolated_media(settings, tmp_path: Path) -> None:
     settings.MEDIA_ROOT = tmp_path / "media"
 
 
+@pytest.fixture(autouse=True)
+def _audit_sealed_by_the_sequencer(settings) -> None:
+    """Production's audit path whatever the environment (a run without a broker would seal
+    inline): events are recorded unsealed, and tests that read the chain seal first
+    (`audit.seal_pending`, what the sequencer runs)."""
+    settings.AUDIT_SEAL_INLINE = False
+
+
 @pytest.fixture
 def on_postgresql(db) -> None:
     assert connection.vendor == "postgresql", (

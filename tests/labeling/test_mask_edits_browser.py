@@ -93,7 +93,7 @@ def test_an_accepted_mask_gets_a_kind_and_is_corrected_with_a_subtracting_click(
     assert corrected.pk == mask.pk and corrected.kind == "wood"
     assert corrected.prompts["labels"] == [1, 0]
     assert corrected.prompts["points"][-1] == [60.0, 38.0]
-    changes = AuditEvent.objects.filter(action="mask.changed", actor=rater).order_by("seq")
+    changes = AuditEvent.objects.filter(action="mask.changed", actor=rater).order_by("id")
     assert [e.payload["after"]["kind"] for e in changes] == ["wood", "wood"]
     assert changes.last().payload["prompts"]["labels"] == [1, 0]
     expect(page.get_by_label("Kind of mask 1")).to_have_value("wood")
@@ -167,5 +167,5 @@ def test_an_accepted_mask_is_corrected_with_the_brush_and_the_eraser(
     erased = Mask.objects.get(assignment=assignment)
     assert erased.area < brushed.area
     assert abs(erased.area - before.area) <= before.area * 0.1 + 10
-    changes = AuditEvent.objects.filter(action="mask.changed", actor=rater).order_by("seq")
+    changes = AuditEvent.objects.filter(action="mask.changed", actor=rater).order_by("id")
     assert [e.payload["after"]["area"] for e in changes] == [brushed.area, erased.area]

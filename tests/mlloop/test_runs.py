@@ -26,7 +26,7 @@ Status = ModelVersion.Status
 
 
 def actions() -> list[str]:
-    return list(AuditEvent.objects.order_by("seq").values_list("action", flat=True))
+    return list(AuditEvent.objects.order_by("id").values_list("action", flat=True))
 
 
 # --- a registered run, end to end ---------------------------------------------------------------

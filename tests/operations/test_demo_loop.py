@@ -58,7 +58,7 @@ def test_the_loop_trains_promotes_scores_and_calibrates_once(tiny_model, rated_w
     assert RaterCalibration.objects.count() == 3
     consensus = Consensus.objects.get(railcar=rated_world["disputed"])
     assert consensus.calibrated_pct is not None
-    runs = AuditEvent.objects.filter(action=RUN_NOW).order_by("seq")
+    runs = AuditEvent.objects.filter(action=RUN_NOW).order_by("id")
     assert [e.payload["task"] for e in runs] == [
         "adjudication.estimate_calibrations",
         "mlloop.retrain",

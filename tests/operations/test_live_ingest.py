@@ -72,7 +72,7 @@ def test_an_unloading_opened_appended_layer_by_layer_and_closed_reaches_the_pool
     assert railcar.unloading_ended_at > railcar.unloading_started_at
     assert list(
         AuditEvent.objects.filter(object_type="labeling.railcar", object_id=str(railcar.pk))
-        .order_by("seq")
+        .order_by("id")
         .values_list("action", flat=True)
     ) == [
         "unloading.opened",

@@ -37,7 +37,7 @@ from operations.pool_simulation import (
 )
 from operations.synth import LABELS_FILE, write_unloadings
 from scrapannot import background
-from scrapannot.audit import verify_chain
+from scrapannot.audit import seal_pending, verify_chain
 
 
 def demo_url(addrport: str) -> str:
@@ -99,6 +99,7 @@ class Command(BaseCommand):
         if not options["no_learning"]:
             self.learn()
 
+        seal_pending()  # inline already on SQLite; on PostgreSQL, what beat would do
         report = verify_chain()
         self.stdout.write(
             f"Audit trail: {report.events} events, chain {'ok' if report.ok else 'BROKEN'}."
