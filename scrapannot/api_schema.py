@@ -2,7 +2,7 @@
 
 drf-spectacular documents what a view declares, which is the success; the errors come from
 layers every view shares: authentication (401), roles and line grants (403), path lookups (404),
-input validation (400), the state rules of leases, ratings and unloadings (409), and a database
+input validation (400), a body of a content type the operation does not read (415), the state rules of leases, ratings and unloadings (409), and a database
 that is restarting (503, with Retry-After; scrapannot.api.exception_handler). Each is an object
 with `detail`, or field errors keyed by field name. A postprocessing hook adds those that apply to
 each operation, so a client generated from the schema, and schemathesis, know every code.
@@ -22,6 +22,7 @@ WHY = {
     "403": "The account lacks the role or the line grant this needs.",
     "404": "No such object, or not one this account may see.",
     "409": "The object's state refuses it (a lease ended or given back, already rated, closed).",
+    "415": "The body's content type is not one this operation reads.",
     "503": "The database is unavailable; retry after the Retry-After header's seconds.",
 }
 WRITES = {"post", "put", "patch", "delete"}
@@ -32,7 +33,7 @@ def codes_for(path: str, method: str) -> list[str]:
     if "{" in path:
         codes.append("404")
     if method in WRITES:
-        codes += ["400", "409"]
+        codes += ["400", "409", "415"]
     return codes
 
 
