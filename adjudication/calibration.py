@@ -14,7 +14,9 @@ The estimator (`fit`) is a one-factor model fitted by EM over every rated railca
   parameters are renormalized to a rating-count-weighted mean offset of 0 and mean scale of 1 (the
   calibrated consensus then reads on the scale of the average rating, as the plain mean does).
 - Expert anchors: a senior inspector's decision (a current final label of source "adjudication")
-  is a better reading of truth than any consensus, so those railcars enter with their truth known.
+  is a better reading of truth than any consensus, and a gold railcar's truth (labeling.gold: a
+  lab analysis, a hand sort, a senior panel) better still, so those railcars enter with their
+  truth known (gold first where a railcar has both).
   Once there are at least MIN_ANCHORS of them they also fix the scale, and the renormalization is
   dropped: the calibrated consensus then reads on the experts' scale. With fewer, they would set a
   shift and a stretch from a handful of points, so they are left out as anchors (their ratings
@@ -36,6 +38,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from adjudication.models import FinalLabel, RaterCalibration
+from labeling.gold import gold_truths
 from labeling.models import Rating
 from scrapannot import audit
 
@@ -167,6 +170,7 @@ def _em(
     noise_var = np.full(n_raters, PRIOR_NOISE_SD**2)
     start = np.bincount(car, y, n_cars) / np.bincount(car, minlength=n_cars)
     mu, tau_var = float(start.mean()), max(float(start.var()), MIN_TRUTH_SD**2)
+    centre = mu
     prior_a, prior_b = 1.0 / PRIOR_OFFSET_SD**2, 1.0 / PRIOR_SCALE_SD**2
     iterations, change = 0, np.inf
     while iterations < MAX_ITERATIONS:
@@ -178,18 +182,23 @@ def _em(
         var = 1.0 / precision
         mean[fixed], var[fixed] = truth_fixed[fixed], 0.0
         m, v = mean[car], var[car]
-        # M-step: each rater's MAP regression of their ratings on the truth.
+        # M-step: each rater's MAP regression of their ratings on the truth, centred on the
+        # panel's typical level: the offset prior holds the rater's bias *there* (offset +
+        # (scale - 1) * centre), not at a truth of 0 % that no railcar has, where it would
+        # trade offset for scale.
         inv = 1.0 / noise_var
-        s_m = np.bincount(rater, m, n_raters)
+        mc, yc = m - centre, y - centre
+        s_m = np.bincount(rater, mc, n_raters)
         a11 = counts * inv + prior_a
         a12 = s_m * inv
-        a22 = np.bincount(rater, m * m + v, n_raters) * inv + prior_b
-        r1 = np.bincount(rater, y, n_raters) * inv
-        r2 = np.bincount(rater, y * m, n_raters) * inv + prior_b
+        a22 = np.bincount(rater, mc * mc + v, n_raters) * inv + prior_b
+        r1 = np.bincount(rater, yc, n_raters) * inv
+        r2 = np.bincount(rater, yc * mc, n_raters) * inv + prior_b
         det = a11 * a22 - a12 * a12
         new_scale = np.clip((a11 * r2 - a12 * r1) / det, MIN_SCALE, MAX_SCALE)
-        # Given the (possibly clipped) scale, the offset that minimizes the objective.
-        new_offset = (r1 - new_scale * a12) / a11
+        # Given the (possibly clipped) scale, the bias at the centre that minimizes the
+        # objective, and the offset it makes.
+        new_offset = (r1 - new_scale * a12) / a11 - (new_scale - 1.0) * centre
         residual = y - new_offset[rater] - new_scale[rater] * m
         rss = np.bincount(rater, residual**2 + new_scale[rater] ** 2 * v, n_raters)
         new_noise_var = (rss + PRIOR_NOISE_RATINGS * PRIOR_NOISE_SD**2) / (
@@ -259,6 +268,8 @@ def estimate_and_store(
         .filter(source=FinalLabel.Source.ADJUDICATION)
         .values_list("railcar_id", "contamination_pct")
     )
+    # Gold truth (a lab analysis, a hand sort, a senior panel) outranks a single decision.
+    anchors |= {railcar: pct for railcar, (pct, _grade) in gold_truths().items()}
     result = fit(
         ((c, r, float(v)) for c, r, v in observations.iterator(chunk_size=5000)),
         anchors={c: float(v) for c, v in anchors.items()},

@@ -16,7 +16,15 @@ from labeling import masks
 from labeling import rle as rle_codec
 from labeling.layers import LayerFrames, layers_with_frames
 from labeling.masks import MaskResult
-from labeling.models import Assignment, Frame, FrameExclusion, Mask, Railcar, Rating
+from labeling.models import (
+    Assignment,
+    Frame,
+    FrameExclusion,
+    GoldRailcar,
+    Mask,
+    Railcar,
+    Rating,
+)
 from labeling.pool import LeaseExpired, LeaseLost, NotYourAssignment, holder_assignment, lease_over
 from labeling.signals import railcar_rated
 from scrapannot import audit
@@ -229,9 +237,12 @@ def _work_counts(assignment_id: int) -> dict[str, int]:
 
 
 def _close_if_fully_rated(*, railcar_id: int) -> Railcar | None:
-    """Mark the railcar rated once its last needed rating is in; the railcar if so."""
+    """Mark the railcar rated once its last needed rating is in; the railcar if so. A gold
+    railcar is never closed: it keeps collecting ratings that score raters, never a consensus."""
     railcar = Railcar.objects.select_for_update().get(pk=railcar_id)
     if railcar.status != Railcar.Status.IN_POOL:
+        return None
+    if GoldRailcar.objects.filter(railcar_id=railcar_id).exists():
         return None
     if Rating.objects.filter(railcar_id=railcar_id).count() < railcar.raters_needed:
         return None
