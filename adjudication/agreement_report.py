@@ -31,6 +31,7 @@ from adjudication.agreement_statistics import (
     rater_confusion,
 )
 from adjudication.models import AdjudicationCase, FinalLabel, RaterCalibration
+from adjudication.uninformative import DESCRIPTIONS
 from labeling.models import Railcar, Rating
 
 
@@ -57,6 +58,13 @@ class CalibrationRow:
     noise_sd: float
     n_ratings: int
     estimated_at: datetime
+    # False: the rater's ratings carry no information (adjudication.uninformative); `flags` why.
+    informative: bool = True
+    flags: tuple[str, ...] = ()
+
+    @property
+    def flag_text(self) -> str:
+        return ", ".join(DESCRIPTIONS.get(f, f) for f in self.flags)
 
 
 @dataclass(frozen=True)
@@ -254,10 +262,18 @@ def load(*, since: date | None = None, until: date | None = None, line: str = ""
         RaterCalibration.objects.filter(annotator_id__in=ratings.values("annotator_id"))
         .order_by("annotator_id", "-estimated_at", "-id")
         .values_list(
-            "annotator__username", "offset", "scale", "noise_sd", "n_ratings", "estimated_at"
+            "annotator__username",
+            "offset",
+            "scale",
+            "noise_sd",
+            "n_ratings",
+            "estimated_at",
+            "informative",
+            "flags",
         )
     ):
-        calibrations.setdefault(rater, CalibrationRow(*fields))
+        *numbers, flags = fields
+        calibrations.setdefault(rater, CalibrationRow(*numbers, tuple(flags)))
     return AgreementData(
         ratings=rows, finals=finals, adjudicated=adjudicated, calibrations=calibrations
     )

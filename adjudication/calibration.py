@@ -11,8 +11,9 @@ The estimator (`fit`) is a one-factor model fitted by EM over every rated railca
     truth[i] ~ N(mu, tau^2), with mu and tau estimated from the data
 
 - Identifiability: truth is only known up to a shift and a stretch, so after every step the
-  parameters are renormalized to a rating-count-weighted mean offset of 0 and mean scale of 1 (the
-  calibrated consensus then reads on the scale of the average rating, as the plain mean does).
+  parameters are renormalized to a mean offset of 0 and mean scale of 1 over the raters, each
+  rater with MIN_RATINGS ratings or more counting once (the calibrated consensus then reads on the
+  scale of the average rater; weighting by rating counts handed it to the busiest raters).
 - Expert anchors: a senior inspector's decision (a current final label of source "adjudication")
   is a better reading of truth than any consensus, and a gold railcar's truth (labeling.gold: a
   lab analysis, a hand sort, a senior panel) better still, so those railcars enter with their
@@ -27,10 +28,16 @@ The estimator (`fit`) is a one-factor model fitted by EM over every rated railca
   hundreds a regular rater has, the data dominate.
 - A railcar rated once and not anchored says nothing about its rater beyond the truth prior, and
   under a skewed truth distribution it would mostly add bias, so it is left out of the fit.
+- Raters whose ratings carry no information (adjudication.uninformative: near-constant answers,
+  a scale at the floor, noise far above the panel's) would otherwise bend everyone's
+  calibration: through the identifiability normalization, a rater answering near a constant
+  pulls the whole scale flat. So the fit runs twice, the second time without them; they keep
+  the first fit's estimate, marked uninformative, and the consensus leaves them out of its value
+  and of the spread that decides adjudication (`calibrated_consensus`).
 """
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from django.contrib.auth.models import AbstractBaseUser
@@ -38,6 +45,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from adjudication.models import FinalLabel, RaterCalibration
+from adjudication.uninformative import uninformative
 from labeling.gold import gold_truths
 from labeling.models import Rating
 from scrapannot import audit
@@ -74,6 +82,10 @@ class Calibration:
     scale: float = 1.0
     noise_sd: float = IDENTITY_NOISE_SD
     calibration_id: int | None = None
+    # False for a rater whose ratings carry no information (flags say why): left out of the
+    # calibrated consensus and its spread.
+    informative: bool = True
+    flags: tuple[str, ...] = ()
 
     def correct(self, value: float) -> float:
         """The rater's reading mapped back onto the consensus scale."""
@@ -101,6 +113,11 @@ class Fit:
     iterations: int
     converged: bool
 
+    @property
+    def flagged(self) -> dict[int, tuple[str, ...]]:
+        """{rater: why} of the raters found uninformative."""
+        return {k: c.flags for k, c in self.calibrations.items() if not c.informative}
+
 
 def _checked(observations: Iterable[Observation]) -> list[Observation]:
     rows = [(int(c), int(r), float(v)) for c, r, v in observations]
@@ -117,8 +134,31 @@ def fit(
     min_ratings: int = MIN_RATINGS,
 ) -> Fit:
     """Estimate every rater's offset, scale and noise from (railcar, rater, value) triples;
-    `anchors` maps railcar ids to expert-decided truth. Pure: no database."""
+    `anchors` maps railcar ids to expert-decided truth. Raters found uninformative are fitted
+    again without: they cannot bend the others' estimates. Pure: no database."""
     rows = _checked(observations)
+    first = _fit(rows, anchors=anchors, min_ratings=min_ratings)
+    flagged = uninformative(first.calibrations, rows, min_scale=MIN_SCALE)
+    if not flagged:
+        return first
+    kept = [row for row in rows if row[1] not in flagged]
+    second = _fit(kept, anchors=anchors, min_ratings=min_ratings)
+    calibrations, n_ratings = dict(second.calibrations), dict(second.n_ratings)
+    for rater, flags in flagged.items():
+        calibrations[rater] = replace(first.calibrations[rater], informative=False, flags=flags)
+        n_ratings[rater] = first.n_ratings[rater]
+    return Fit(
+        dict(sorted(calibrations.items())),
+        n_ratings,
+        first.ratings,
+        first.railcars,
+        second.anchors,
+        first.iterations + second.iterations,
+        second.converged,
+    )
+
+
+def _fit(rows: list[Observation], *, anchors: Mapping[int, float] | None, min_ratings: int) -> Fit:
     rated = {c for c, _, _ in rows}
     known = {c: float(v) for c, v in (anchors or {}).items() if c in rated}
     if len(known) < MIN_ANCHORS or np.ptp(list(known.values())) <= 0:
@@ -166,6 +206,11 @@ def _em(
 ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], int, bool]:
     n_cars, n_raters = len(fixed), int(rater.max()) + 1
     counts = np.bincount(rater, minlength=n_raters).astype(float)
+    # Each calibrated rater counts once in the normalization, whatever their workload: rater
+    # biases are independent draws, so their plain average is the steadiest reading of the truth,
+    # where a rating-count weight hands the scale to the two or three busiest raters. A rater
+    # with fewer than MIN_RATINGS ratings counts in proportion.
+    norm_weights = np.minimum(counts, MIN_RATINGS)
     offset, scale = np.zeros(n_raters), np.ones(n_raters)
     noise_var = np.full(n_raters, PRIOR_NOISE_SD**2)
     start = np.bincount(car, y, n_cars) / np.bincount(car, minlength=n_cars)
@@ -210,8 +255,8 @@ def _em(
         if normalize:
             # truth' = shift + stretch * truth keeps every rating's fit and puts the average
             # rater at offset 0, scale 1.
-            shift = float(np.average(new_offset, weights=counts))
-            stretch = float(np.average(new_scale, weights=counts))
+            shift = float(np.average(new_offset, weights=norm_weights))
+            stretch = float(np.average(new_scale, weights=norm_weights))
             new_offset = new_offset - new_scale * shift / stretch
             new_scale = new_scale / stretch
             mu, tau_var = shift + stretch * mu, max(stretch**2 * tau_var, MIN_TRUTH_SD**2)
@@ -234,6 +279,8 @@ def _unchanged(row: RaterCalibration | None, calibration: Calibration, n_ratings
         and abs(row.offset - calibration.offset) < 1e-9
         and abs(row.scale - calibration.scale) < 1e-9
         and abs(row.noise_sd - calibration.noise_sd) < 1e-9
+        and row.informative == calibration.informative
+        and list(row.flags) == list(calibration.flags)
     )
 
 
@@ -285,6 +332,8 @@ def estimate_and_store(
                 offset=c.offset,
                 scale=c.scale,
                 noise_sd=c.noise_sd,
+                informative=c.informative,
+                flags=list(c.flags),
                 n_ratings=result.n_ratings[annotator],
                 estimated_at=now,
             )
@@ -301,6 +350,7 @@ def estimate_and_store(
                 "railcars": result.railcars,
                 "anchors": result.anchors,
                 "raters": len(result.calibrations),
+                "uninformative": {str(k): list(v) for k, v in result.flagged.items()},
                 "written": [row.pk for row in new_rows],
                 "unchanged": len(result.calibrations) - len(new_rows),
                 "min_ratings": MIN_RATINGS,
@@ -318,10 +368,12 @@ def latest_calibrations(annotator_ids: Iterable[int]) -> dict[int, Calibration]:
     rows = (
         RaterCalibration.objects.filter(annotator_id__in=list(annotator_ids))
         .order_by("annotator_id", "-estimated_at", "-id")
-        .values_list("annotator_id", "offset", "scale", "noise_sd", "id")
+        .values_list("annotator_id", "offset", "scale", "noise_sd", "id", "informative", "flags")
     )
-    for annotator_id, offset, scale, noise_sd, pk in rows:
-        found.setdefault(annotator_id, Calibration(offset, scale, noise_sd, pk))
+    for annotator_id, offset, scale, noise_sd, pk, informative, flags in rows:
+        found.setdefault(
+            annotator_id, Calibration(offset, scale, noise_sd, pk, informative, tuple(flags))
+        )
     return found
 
 
@@ -329,9 +381,15 @@ def calibrated_consensus(
     values: Sequence[float], calibrations: Sequence[Calibration], *, ddof: int
 ) -> tuple[float, float]:
     """(weighted mean, spread) of the corrected readings; the spread uses `ddof` like the plain
-    STD, so the two methods send railcars to adjudication by the same rule."""
-    corrected = np.array([c.correct(v) for v, c in zip(values, calibrations, strict=True)])
-    weights = np.array([c.weight for c in calibrations])
+    STD, so the two methods send railcars to adjudication by the same rule. Uninformative raters
+    are left out of both while two informative readings remain: their corrected reading is their
+    noise magnified up to 1 / MIN_SCALE times, and would decide the spread on its own."""
+    pairs = list(zip(values, calibrations, strict=True))
+    informative = [(v, c) for v, c in pairs if c.informative]
+    if len(informative) >= 2:
+        pairs = informative
+    corrected = np.array([c.correct(v) for v, c in pairs])
+    weights = np.array([c.weight for _, c in pairs])
     estimate = float(np.clip(np.average(corrected, weights=weights), 0.0, 100.0))
     spread = float(np.std(corrected, ddof=ddof)) if len(corrected) > ddof else 0.0
     return estimate, spread

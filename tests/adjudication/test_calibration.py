@@ -145,7 +145,11 @@ def test_a_rater_who_always_says_the_same_gets_the_scale_floor():
     stuck = result.calibrations[3]
     assert stuck.scale == pytest.approx(MIN_SCALE, abs=0.01)
     assert np.isfinite(stuck.correct(4.0)) and np.isfinite(stuck.weight)
-    assert result.calibrations[1].scale > 1.0  # the others carry the scale
+    # Found uninformative and fitted again without: the others keep their own scale, where the
+    # stuck rater used to pull it flat (and the others' scales up to carry it).
+    assert not stuck.informative and "scale_at_floor" in stuck.flags
+    assert result.calibrations[1].scale == pytest.approx(1.0, abs=0.05)
+    assert result.calibrations[1].informative
 
 
 def test_all_zero_ratings_of_clean_railcars_are_fine():
