@@ -10,7 +10,7 @@ figures. Rater names appear here, so nothing in this module may ever reach an an
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from statistics import median
 
@@ -115,6 +115,7 @@ class AgreementReport:
     rater_confusion: list[list[int]]  # symmetric: rows and columns are the two raters' grades
     final_confusion: list[list[int]]  # rows: final label's grade; columns: the rater's grade
     raters: list[RaterQuality]
+    rating_rows: list[RatingRow] = field(default_factory=list)  # what the figures came from
 
 
 # --- the page's figures ------------------------------------------------------------------------
@@ -180,6 +181,7 @@ def summarize(data: AgreementData) -> AgreementReport:
             ((data.finals[r.railcar_id].grade, r.grade) for r in labeled), categories
         ),
         raters=[_rater_quality(rater, rows, data) for rater, rows in sorted(by_rater.items())],
+        rating_rows=data.ratings,
     )
 
 

@@ -29,7 +29,7 @@ from adjudication.agreement_statistics import (
     next_period,
     period_start,
 )
-from labeling.models import GoldRailcar, Rating
+from labeling.models import Rating
 
 
 @dataclass(frozen=True)
@@ -116,23 +116,23 @@ def _one(rater: str, rows: list[tuple[GoldRating, date]], slots: list[date]) -> 
 
 
 def gold_ratings() -> list[GoldRating]:
-    """Every rating of a gold railcar, with its truth, oldest first."""
-    truths = {
-        railcar_id: (float(pct), grade)
-        for railcar_id, pct, grade in GoldRailcar.objects.values_list(
-            "railcar_id", "contamination_pct", "grade"
-        )
-    }
+    """Every rating of a gold railcar, with its truth, oldest first (one query)."""
     rows = (
-        Rating.objects.filter(railcar_id__in=list(truths))
+        Rating.objects.filter(railcar__gold__isnull=False)
         .order_by("submitted_at", "id")
         .values_list(
-            "annotator__username", "railcar_id", "contamination_pct", "grade", "submitted_at"
+            "annotator__username",
+            "railcar_id",
+            "contamination_pct",
+            "grade",
+            "railcar__gold__contamination_pct",
+            "railcar__gold__grade",
+            "submitted_at",
         )
     )
     return [
-        GoldRating(rater, railcar_id, float(pct), grade, *truths[railcar_id], submitted_at)
-        for rater, railcar_id, pct, grade, submitted_at in rows
+        GoldRating(rater, railcar_id, float(pct), grade, float(truth), truth_grade, at)
+        for rater, railcar_id, pct, grade, truth, truth_grade, at in rows
     ]
 
 

@@ -76,8 +76,9 @@ def test_the_page_only_answers_get(senior):
 
 def test_seniors_see_agreement_and_rater_quality(senior, rated, django_assert_max_num_queries):
     client = client_for(senior)
-    # Session, user, roles, lines, then ratings, labels, cases, calibrations: not one per railcar.
-    with django_assert_max_num_queries(8):
+    # Session, user, roles, lines, then ratings, labels, cases, calibrations, gold ratings: not
+    # one per railcar.
+    with django_assert_max_num_queries(9):
         response = client.get(URL)
 
     assert response.status_code == 200
