@@ -20,7 +20,7 @@ from scrapannot.policy import set_policy
 from scrapannot.roles import Role
 from tests.conftest import client_for, user_with_roles
 from tests.labeling.factories import annotators, pool_railcar
-from tests.labeling.gold_factories import make_gold
+from tests.labeling.gold_factories import make_gold, rate_every_gold
 
 pytestmark = pytest.mark.django_db
 
@@ -141,26 +141,6 @@ def test_gold_truth_anchors_the_calibration():
     assert fit.calibrations[people[1].pk].offset == pytest.approx(0.0, abs=0.1)
 
 
-def _rate_every_gold(people, reading) -> None:
-    """Each person leases until they have rated every gold railcar, reading each `reading(k,
-    truth)`; ordinary railcars that come meanwhile are released."""
-    set_policy(key="pool.gold_share", value=0.5, actor=None)
-    truths = dict(GoldRailcar.objects.values_list("railcar_id", "contamination_pct"))
-    for k, person in enumerate(people):
-        left = set(truths)
-        while left:
-            lease = pool.next_assignment(annotator=person)
-            if lease.railcar_id not in left:
-                pool.release_assignment(uid=lease.uid, annotator=person, reason="other")
-                continue
-            left.discard(lease.railcar_id)
-            value = Decimal(str(reading(k, float(truths[lease.railcar_id]))))
-            annotation.submit_rating(
-                uid=lease.uid, annotator=person, contamination_pct=value, grade="3A",
-                seconds_spent=40,
-            )  # fmt: skip
-
-
 def test_the_stored_calibration_takes_gold_truth_as_anchors(django_capture_on_commit_callbacks):
     people = annotators(2)
     for _ in range(80):
@@ -168,7 +148,7 @@ def test_the_stored_calibration_takes_gold_truth_as_anchors(django_capture_on_co
     for i in range(10):
         make_gold(pool_railcar(with_files=False), pct=f"{5 + 2 * i}.0")
     with django_capture_on_commit_callbacks(execute=True):
-        _rate_every_gold(people, lambda k, truth: truth + (2.0 if k == 0 else 0.0))
+        rate_every_gold(people, lambda k, truth: truth + (2.0 if k == 0 else 0.0))
 
     calibration.estimate_and_store(actor=None)
 
