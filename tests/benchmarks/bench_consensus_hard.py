@@ -50,7 +50,7 @@ def recovery(hard: HardSimulation, result: calibration.Fit) -> dict[str, float]:
     return out
 
 
-def run_panel(seed: int, kind: str) -> tuple[list[Row], dict[str, float], bool]:
+def run_panel(seed: int, kind: str) -> tuple[list[Row], dict[str, float], bool | None]:
     hard = hard_simulation(seed=seed, kind=kind)
     sim = hard.sim
     rows = [score("plain mean", sim, *consensus(sim, MEAN, None))]
@@ -62,7 +62,7 @@ def run_panel(seed: int, kind: str) -> tuple[list[Row], dict[str, float], bool]:
     with_gold = fit(observations + gold, anchors=anchors)
     gold_values = consensus(sim, CALIBRATED, with_gold.calibrations)
     rows.append(score("calibrated + 5 % gold", sim, *gold_values))
-    lazy_flagged = hard.lazy is None or hard.lazy in now.flagged
+    lazy_flagged = None if hard.lazy is None else hard.lazy in now.flagged
     return rows, recovery(hard, with_gold), lazy_flagged
 
 
@@ -78,7 +78,8 @@ def main_hard(seeds: int) -> None:
             rows, recovered, lazy_flagged = run_panel(seed, kind)
             per_seed.append(rows)
             recoveries.append(recovered)
-            flagged += lazy_flagged
+            flagged += bool(lazy_flagged)
+            has_lazy = lazy_flagged is not None
         mean_rows = [
             Row(
                 name=rows[0].name,
@@ -93,9 +94,10 @@ def main_hard(seeds: int) -> None:
         ratios[kind] = [rows[1].mae / rows[0].mae for rows in per_seed]
         rec = {k: statistics.fmean(r[k] for r in recoveries) for k in recoveries[0]}
         worst = {k: max(r[k] for r in recoveries) for k in recoveries[0] if k.endswith("max")}
+        lazy_note = f"; lazy rater flagged in {flagged}/{seeds} seeds" if has_lazy else ""
         print(
-            f"calibrated / mean MAE per seed: {', '.join(f'{r:.2f}x' for r in ratios[kind])}; "
-            f"lazy rater flagged in {flagged}/{seeds} seeds"
+            f"calibrated / mean MAE per seed: {', '.join(f'{r:.2f}x' for r in ratios[kind])}"
+            + lazy_note
         )
         print(
             f"gold recovery (raters with >= {RECOVERY_AFTER} ratings, {rec['raters']:.1f} per "
