@@ -5,7 +5,8 @@ scale: the most stable stay within 0.5-1 point of the consensus, others drift 2-
 each rater's estimated offset and scale gives the calibrated consensus, offered beside the plain
 mean (policy aggregation.method).
 
-The estimator (`fit`) is a one-factor model fitted by EM over every rated railcar jointly:
+The estimator (`fit`, its EM in `calibration_em`) is a one-factor model fitted by EM over every
+rated railcar jointly:
 
     rating[r, i] = offset[r] + scale[r] * truth[i] + noise,  noise ~ N(0, noise_sd[r]^2)
     truth[i] ~ N(mu, tau^2), with mu and tau estimated from the data
@@ -28,6 +29,10 @@ The estimator (`fit`) is a one-factor model fitted by EM over every rated railca
   hundreds a regular rater has, the data dominate.
 - A railcar rated once and not anchored says nothing about its rater beyond the truth prior, and
   under a skewed truth distribution it would mostly add bias, so it is left out of the fit.
+- Censoring at 0: the form cannot take a reading below 0 %, so a rater with a negative offset
+  reads every near-clean railcar as 0.0; taken at face value that flattens their fitted line. A
+  0.0 enters the fit as its expected reading given that it was at most 0 (a Tobit step,
+  `calibration_em`).
 - Raters whose ratings carry no information (adjudication.uninformative: near-constant answers,
   a scale at the floor, noise far above the panel's) would otherwise bend everyone's
   calibration: through the identifiability normalization, a rater answering near a constant
@@ -44,32 +49,28 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 from django.utils import timezone
 
+from adjudication.calibration_em import (  # noqa: F401 - the estimator's constants, re-exported
+    IDENTITY_NOISE_SD,
+    MAX_ITERATIONS,
+    MAX_SCALE,
+    MIN_ANCHORS,
+    MIN_NOISE_SD,
+    MIN_RATINGS,
+    MIN_SCALE,
+    MIN_TRUTH_SD,
+    PRIOR_NOISE_RATINGS,
+    PRIOR_NOISE_SD,
+    PRIOR_OFFSET_SD,
+    PRIOR_SCALE_SD,
+    TOLERANCE,
+    em,
+)
 from adjudication.models import FinalLabel, RaterCalibration
 from adjudication.uninformative import uninformative
 from labeling.gold import gold_truths
 from labeling.models import Rating
 from scrapannot import audit
 
-# Used for a rater with no calibration: read as they are.
-IDENTITY_NOISE_SD = 1.0
-# A scale below this is not trusted (it would blow up the correction): such a rater counts as 1.
-# The estimator never returns a scale below it.
-MIN_SCALE = 0.25
-MAX_SCALE = 4.0
-# A rater needs this many ratings in the fit (on railcars rated twice or more, or anchored) to get
-# a calibration: below it the prior would dominate and the estimate would mostly add noise.
-MIN_RATINGS = 8
-# Expert decisions needed before they, not the average rater, define the scale.
-MIN_ANCHORS = 10
-PRIOR_OFFSET_SD = 0.5
-PRIOR_SCALE_SD = 0.2
-PRIOR_NOISE_SD = 0.5
-PRIOR_NOISE_RATINGS = 4.0
-# Ratings have one decimal: their rounding alone is 0.029 points of noise.
-MIN_NOISE_SD = 0.05
-MIN_TRUTH_SD = 0.05
-MAX_ITERATIONS = 3000
-TOLERANCE = 1e-7
 # Serializes estimate_and_store runs (an arbitrary constant, distinct from the audit chain's).
 _STORE_LOCK_KEY = 0x5C4A_CA1B
 
@@ -174,7 +175,7 @@ def _fit(rows: list[Observation], *, anchors: Mapping[int, float] | None, min_ra
     y = np.array([v for _, _, v in rows])
     fixed = np.array([int(c) in known for c in car_ids])
     truth_fixed = np.array([known.get(int(c), 0.0) for c in car_ids])
-    params, iterations, converged = _em(y, car, rater, fixed, truth_fixed, normalize=not known)
+    params, iterations, converged = em(y, car, rater, fixed, truth_fixed, normalize=not known)
     counts = np.bincount(rater, minlength=len(rater_ids))
     calibrations, n_ratings = {}, {}
     for k, annotator in enumerate(rater_ids):
@@ -193,83 +194,6 @@ def estimate(
 ) -> dict[int, Calibration]:
     """{annotator id: Calibration} for every rater with at least `min_ratings` usable ratings."""
     return fit(observations, anchors=anchors, min_ratings=min_ratings).calibrations
-
-
-def _em(
-    y: np.ndarray,
-    car: np.ndarray,
-    rater: np.ndarray,
-    fixed: np.ndarray,
-    truth_fixed: np.ndarray,
-    *,
-    normalize: bool,
-) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], int, bool]:
-    n_cars, n_raters = len(fixed), int(rater.max()) + 1
-    counts = np.bincount(rater, minlength=n_raters).astype(float)
-    # Each calibrated rater counts once in the normalization, whatever their workload: rater
-    # biases are independent draws, so their plain average is the steadiest reading of the truth,
-    # where a rating-count weight hands the scale to the two or three busiest raters. A rater
-    # with fewer than MIN_RATINGS ratings counts in proportion.
-    norm_weights = np.minimum(counts, MIN_RATINGS)
-    offset, scale = np.zeros(n_raters), np.ones(n_raters)
-    noise_var = np.full(n_raters, PRIOR_NOISE_SD**2)
-    start = np.bincount(car, y, n_cars) / np.bincount(car, minlength=n_cars)
-    mu, tau_var = float(start.mean()), max(float(start.var()), MIN_TRUTH_SD**2)
-    centre = mu
-    prior_a, prior_b = 1.0 / PRIOR_OFFSET_SD**2, 1.0 / PRIOR_SCALE_SD**2
-    iterations, change = 0, np.inf
-    while iterations < MAX_ITERATIONS:
-        iterations += 1
-        # E-step: the posterior of each railcar's truth given its ratings.
-        w = scale[rater] / noise_var[rater]
-        precision = 1.0 / tau_var + np.bincount(car, w * scale[rater], n_cars)
-        mean = (mu / tau_var + np.bincount(car, w * (y - offset[rater]), n_cars)) / precision
-        var = 1.0 / precision
-        mean[fixed], var[fixed] = truth_fixed[fixed], 0.0
-        m, v = mean[car], var[car]
-        # M-step: each rater's MAP regression of their ratings on the truth, centred on the
-        # panel's typical level: the offset prior holds the rater's bias *there* (offset +
-        # (scale - 1) * centre), not at a truth of 0 % that no railcar has, where it would
-        # trade offset for scale.
-        inv = 1.0 / noise_var
-        mc, yc = m - centre, y - centre
-        s_m = np.bincount(rater, mc, n_raters)
-        a11 = counts * inv + prior_a
-        a12 = s_m * inv
-        a22 = np.bincount(rater, mc * mc + v, n_raters) * inv + prior_b
-        r1 = np.bincount(rater, yc, n_raters) * inv
-        r2 = np.bincount(rater, yc * mc, n_raters) * inv + prior_b
-        det = a11 * a22 - a12 * a12
-        new_scale = np.clip((a11 * r2 - a12 * r1) / det, MIN_SCALE, MAX_SCALE)
-        # Given the (possibly clipped) scale, the bias at the centre that minimizes the
-        # objective, and the offset it makes.
-        new_offset = (r1 - new_scale * a12) / a11 - (new_scale - 1.0) * centre
-        residual = y - new_offset[rater] - new_scale[rater] * m
-        rss = np.bincount(rater, residual**2 + new_scale[rater] ** 2 * v, n_raters)
-        new_noise_var = (rss + PRIOR_NOISE_RATINGS * PRIOR_NOISE_SD**2) / (
-            counts + PRIOR_NOISE_RATINGS
-        )
-        new_noise_var = np.maximum(new_noise_var, MIN_NOISE_SD**2)
-        mu = float(mean.mean())
-        tau_var = max(float(np.mean((mean - mu) ** 2 + var)), MIN_TRUTH_SD**2)
-        if normalize:
-            # truth' = shift + stretch * truth keeps every rating's fit and puts the average
-            # rater at offset 0, scale 1.
-            shift = float(np.average(new_offset, weights=norm_weights))
-            stretch = float(np.average(new_scale, weights=norm_weights))
-            new_offset = new_offset - new_scale * shift / stretch
-            new_scale = new_scale / stretch
-            mu, tau_var = shift + stretch * mu, max(stretch**2 * tau_var, MIN_TRUTH_SD**2)
-        change = max(
-            float(np.max(np.abs(new_offset - offset))),
-            float(np.max(np.abs(new_scale - scale))),
-            float(np.max(np.abs(np.sqrt(new_noise_var) - np.sqrt(noise_var)))),
-        )
-        offset, scale, noise_var = new_offset, new_scale, new_noise_var
-        if change < TOLERANCE:
-            break
-    params = (offset, np.clip(scale, MIN_SCALE, MAX_SCALE), np.sqrt(noise_var))
-    return params, iterations, change < TOLERANCE
 
 
 def _unchanged(row: RaterCalibration | None, calibration: Calibration, n_ratings: int) -> bool:
