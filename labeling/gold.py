@@ -5,6 +5,8 @@ import_gold) all call `import_gold`; every change is an audit event with the tru
 source. What a gold railcar does in the pool is in `labeling.pool`.
 """
 
+import contextlib
+import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -33,10 +35,11 @@ class GoldTruth:
 def find_railcar(reference: str) -> Railcar:
     reference = reference.strip()
     query = Q(real_id=reference)
-    if reference.isdigit():
+    if reference.isdigit() and len(reference) < 19:
         query |= Q(pk=int(reference))
-    elif len(reference) == 36:
-        query |= Q(uid=reference)
+    else:
+        with contextlib.suppress(ValueError):  # not a uid: a plant id only
+            query |= Q(uid=uuid.UUID(reference))
     found = list(Railcar.objects.filter(query)[:2])
     if len(found) != 1:
         raise UnknownRailcar(

@@ -276,3 +276,21 @@ def test_the_command_imports_gold_truth_from_csv(tmp_path):
     path.write_text("railcar,contamination_pct,grade,source\nRC-NOWHERE,1,3A,lab_analysis\n")
     with pytest.raises(CommandError):
         call_command("import_gold", str(path))
+
+
+@pytest.mark.parametrize("reference", ["zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz", "9" * 30, ""])
+def test_a_reference_that_names_no_railcar_is_refused_cleanly(admin_user, reference):
+    client = APIClient()
+    client.force_authenticate(admin_user)
+    truth = {"railcar": reference, "contamination_pct": "1.0", "grade": "3A",
+             "source": "lab_analysis"}  # fmt: skip
+
+    assert client.post("/api/v1/gold/", {"truths": [truth]}, format="json").status_code == 400
+
+
+def test_a_railcar_is_found_by_its_uid_too(admin_user):
+    railcar = pool_railcar()
+    make_gold(railcar)  # by id
+    from labeling.gold import find_railcar
+
+    assert find_railcar(str(railcar.uid)) == railcar
