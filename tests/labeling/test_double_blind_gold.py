@@ -160,3 +160,29 @@ def test_submitting_on_a_gold_railcar_keeps_the_annotators_queue_alike():
         )  # fmt: skip
     pages = [_masked(exposed(_client(lease).get("/annotate/")), lease) for lease in (gold, plain)]
     assert pages[0] == pages[1]
+
+
+def test_a_gold_lease_takes_as_long_to_hand_out_as_any_other():
+    """POST next at the largest gold share, each lease released at once, timed by what it
+    turned out to be; railcars enough that every request finds one of either kind."""
+    (rater,) = annotators(1, prefix="timer")
+    for _ in range(70):
+        make_gold(pool_railcar(with_files=False))
+    for _ in range(140):
+        pool_railcar(with_files=False)
+    set_policy(key="pool.gold_share", value=0.5, actor=None)
+    client = APIClient()
+    client.force_login(rater)
+    times: dict[bool, list[float]] = {True: [], False: []}
+    for round_ in range(110):
+        start = time.perf_counter()
+        response = client.post(f"{API}/next/")
+        elapsed = time.perf_counter() - start
+        assert response.status_code == 200
+        lease = Assignment.objects.get(uid=response.json()["id"])
+        pool.release_assignment(uid=lease.uid, annotator=rater, reason="cannot_judge")
+        if round_ >= 6:
+            times[lease.gold_pick].append(elapsed)
+    assert len(times[True]) >= 15 and len(times[False]) >= 15
+    ratio = statistics.median(times[True]) / statistics.median(times[False])
+    assert 1 / 2 < ratio < 2, f"a gold lease takes {ratio:.2f}x the time of another"
