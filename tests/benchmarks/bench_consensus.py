@@ -20,7 +20,7 @@ true ones. Estimates without anchors read on the average rater's scale (mean off
 1), so they are compared with the true parameters normalized the same way; anchored estimates are
 compared with the raw true parameters.
 
-Then the harder panels of issue 15 (tests/benchmarks/bench_consensus_hard.py): a lazy rater,
+Then the harder panels of issue 15 (tests/benchmarks/consensus_hard.py): a lazy rater,
 heavy-tailed noise, unequal workloads, all three, and 5 % gold railcars.
 
 No database is needed: `python -m tests.benchmarks.bench_consensus [--seeds 10]`, or
@@ -234,7 +234,7 @@ def main() -> None:
     )
     if args.hard_seeds:
         # Imported here: that module imports this one's helpers.
-        from tests.benchmarks.bench_consensus_hard import main_hard
+        from tests.benchmarks.consensus_hard import main_hard
 
         main_hard(args.hard_seeds)
 

@@ -4,7 +4,7 @@ anchors; then how well gold recovers each rater's bias and
 scale once they have 200 ratings.
 
 Run by `python -m tests.benchmarks.bench_consensus` after the standard panels, or alone:
-`python -m tests.benchmarks.bench_consensus_hard [--seeds 5]`.
+`python -m tests.benchmarks.consensus_hard [--seeds 5]`.
 """
 
 # ruff: noqa: E402 -- Django must be set up before the models are imported.
