@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from statistics import median
 
-from django.db.models import Max, QuerySet
+from django.db.models import Count, Max, QuerySet
 from django.utils import timezone
 
 from adjudication.agreement_statistics import (
@@ -32,7 +32,7 @@ from adjudication.agreement_statistics import (
 )
 from adjudication.models import AdjudicationCase, FinalLabel, RaterCalibration
 from adjudication.uninformative import DESCRIPTIONS
-from labeling.models import Railcar, Rating
+from labeling.models import InclusionKind, Mask, Railcar, Rating
 
 
 @dataclass(frozen=True)
@@ -294,3 +294,28 @@ def agreement_report(
     *, since: date | None = None, until: date | None = None, line: str = ""
 ) -> AgreementReport:
     return summarize(load(since=since, until=until, line=line))
+
+
+@dataclass(frozen=True)
+class MaskKinds:
+    kinds: list[str]  # the policy list, in its order
+    rows: list[tuple[str, list[int], int]]  # rater, masks per kind, total
+
+
+def mask_kinds(
+    *, since: date | None = None, until: date | None = None, line: str = ""
+) -> MaskKinds:
+    """The raters' accepted masks per inclusion kind, on the railcars the report covers (the
+    ratings' railcars, filtered as the report filters them)."""
+    ratings = _ratings(since=since, until=until, line=line)
+    counts = (
+        Mask.objects.filter(assignment__rating__in=ratings)
+        .values_list("assignment__annotator__username", "kind")
+        .annotate(n=Count("id"))
+    )
+    kinds = list(InclusionKind.values)
+    per_rater: dict[str, list[int]] = {}
+    for rater, kind, n in counts:
+        per_rater.setdefault(rater, [0] * len(kinds))[kinds.index(kind)] += n
+    rows = [(rater, row, sum(row)) for rater, row in sorted(per_rater.items())]
+    return MaskKinds(kinds=kinds, rows=rows)

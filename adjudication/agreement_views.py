@@ -10,7 +10,12 @@ from django.views.decorators.http import require_GET
 
 from adjudication.agreement_icc import MIN_TARGETS
 from adjudication.agreement_pairs import gold_agreements, pair_agreements
-from adjudication.agreement_report import AgreementReport, agreement_report, rated_lines
+from adjudication.agreement_report import (
+    AgreementReport,
+    agreement_report,
+    mask_kinds,
+    rated_lines,
+)
 from adjudication.agreement_statistics import MIN_RAILCARS
 from adjudication.gold_scores import gold_ratings
 from scrapannot import charts
@@ -115,5 +120,10 @@ def agreement(request: HttpRequest) -> HttpResponse:
         charts=_charts(report),
         rater_heat=charts.heat_rows(report.categories, report.rater_confusion),
         final_heat=charts.heat_rows(report.categories, report.final_confusion),
+        mask_kinds=mask_kinds(
+            since=form.cleaned_data["from"],
+            until=form.cleaned_data["to"],
+            line=form.cleaned_data["line"],
+        ),
     )
     return render(request, "adjudication/agreement.html", context)

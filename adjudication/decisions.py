@@ -170,7 +170,7 @@ def reopen_note(*, case: AdjudicationCase) -> ReopenNote | None:
             object_type=AdjudicationCase._meta.label_lower,
             object_id=str(case.pk),
         )
-        .order_by("-seq")
+        .order_by("-id")
         .first()
     )
     if event is None:

@@ -72,7 +72,12 @@ def case_evidence(case: AdjudicationCase) -> tuple[list[RaterRow], dict[str, obj
         "layers": case_frames(case.railcar_id, {m.frame_id for m in masks + exclusions}),
         "raters": [{"letter": row.letter, "colour": row.colour} for row in rows],
         "masks": [
-            {"rater": letter[m.assignment_id], "frame": str(m.frame.uid), "rle": m.rle}
+            {
+                "rater": letter[m.assignment_id],
+                "frame": str(m.frame.uid),
+                "rle": m.rle,
+                "kind": m.kind,
+            }
             for m in masks
         ],
         "exclusions": [

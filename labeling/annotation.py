@@ -9,7 +9,7 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import IntegerField, Subquery
 from django.utils import timezone
 
 from labeling import masks
@@ -21,6 +21,7 @@ from labeling.models import (
     Frame,
     FrameExclusion,
     GoldRailcar,
+    InclusionKind,
     Mask,
     Railcar,
     Rating,
@@ -128,24 +129,18 @@ def save_mask(
     rle: Any,
     prompts: Any,
     engine: str,
+    kind: str = InclusionKind.OTHER,
 ) -> Mask:
     """Keep an accepted mask. ValueError when the RLE or the prompts do not fit the frame."""
     with transaction.atomic():
         assignment = active_assignment(uid=uid, annotator=annotator, lock=True)
         frame = assignment_frame(assignment=assignment, frame_uid=frame_uid)
-        parsed = masks.Prompts.from_json(prompts, width=frame.width, height=frame.height)
-        size = rle.get("size") if isinstance(rle, dict) else None
-        if size != [frame.height, frame.width]:
-            # Checked before decoding: a forged size must not make us allocate a huge mask.
-            raise ValueError(f"the mask must be {frame.height} x {frame.width} (size [h, w])")
-        pixels = masks.mask_from_rle(rle)
-        area = int(pixels.sum())
-        if area == 0:
-            raise ValueError("the mask is empty")
+        pixels, parsed = _checked_mask(frame, rle=rle, prompts=prompts)
         mask = Mask.objects.create(
             # Re-encoded: whatever form of RLE came in, the stored one is compressed COCO RLE.
             assignment=assignment, frame=frame, rle=rle_codec.encode(pixels),
-            prompts=parsed.as_json(), engine=engine[:80], area=area,
+            prompts=parsed.as_json(), engine=engine[:80], area=int(pixels.sum()),
+            kind=_kind(kind),
         )  # fmt: skip
         audit.record(
             action="mask.saved",
@@ -154,10 +149,78 @@ def save_mask(
             payload={
                 "frame": frame.pk,
                 "engine": mask.engine,
-                "area": area,
+                "area": mask.area,
                 "prompts": mask.prompts,
+                "kind": mask.kind,
             },
         )
+    return mask
+
+
+def _kind(kind: str) -> str:
+    if kind not in InclusionKind.values:
+        raise ValueError(f"the inclusion kind must be one of {', '.join(InclusionKind.values)}")
+    return kind
+
+
+def _checked_mask(frame: Frame, *, rle: Any, prompts: Any) -> tuple[Any, masks.Prompts]:
+    """The mask's pixels and parsed prompts; ValueError when they do not fit the frame."""
+    parsed = masks.Prompts.from_json(prompts, width=frame.width, height=frame.height)
+    size = rle.get("size") if isinstance(rle, dict) else None
+    if size != [frame.height, frame.width]:
+        # Checked before decoding: a forged size must not make us allocate a huge mask.
+        raise ValueError(f"the mask must be {frame.height} x {frame.width} (size [h, w])")
+    pixels = masks.mask_from_rle(rle)
+    if not pixels.any():
+        raise ValueError("the mask is empty")
+    return pixels, parsed
+
+
+def change_mask(
+    *,
+    uid: object,
+    annotator: AbstractBaseUser,
+    mask_uid: object,
+    rle: Any = None,
+    prompts: Any = None,
+    engine: str | None = None,
+    kind: str | None = None,
+) -> Mask:
+    """Correct an accepted mask: new pixels (with the prompts and engine that made them: the
+    old prompts plus the added and subtracted clicks), a new inclusion kind, or both. Audited
+    with the area before and after. ValueError for pixels or a kind that do not fit."""
+    with transaction.atomic():
+        assignment = active_assignment(uid=uid, annotator=annotator, lock=True)
+        mask = (
+            Mask.objects.select_for_update()
+            .select_related("frame")
+            .filter(uid=mask_uid, assignment=assignment)
+            .first()
+        )
+        if mask is None:
+            raise FrameNotInAssignment
+        before = {"area": mask.area, "kind": mask.kind}
+        if rle is not None:
+            if prompts is None or not engine:
+                raise ValueError("new pixels need the prompts and the engine that made them")
+            pixels, parsed = _checked_mask(mask.frame, rle=rle, prompts=prompts)
+            mask.rle = rle_codec.encode(pixels)
+            mask.prompts = parsed.as_json()
+            mask.engine = engine[:80]
+            mask.area = int(pixels.sum())
+        if kind is not None:
+            mask.kind = _kind(kind)
+        after = {"area": mask.area, "kind": mask.kind}
+        if after == before and rle is None:
+            return mask
+        mask.save(update_fields=["rle", "prompts", "engine", "area", "kind"])
+        audit.record(
+            action="mask.changed",
+            actor=annotator,
+            obj=mask,
+            payload={"frame": mask.frame_id, "before": before, "after": after,
+                     "prompts": mask.prompts if rle is not None else None},
+        )  # fmt: skip
     return mask
 
 
@@ -192,7 +255,9 @@ def submit_rating(
         now = timezone.now()
         if lease_over(assignment, now=now):
             raise LeaseExpired
-        if not frames_left(assignment=assignment):
+        # What is left to rate, and the work counts the audit event keeps, in one query.
+        work = _work_counts(assignment)
+        if not work.pop("frames_left"):
             raise NothingLeftToRate
         rating = Rating.objects.create(
             assignment=assignment,
@@ -206,8 +271,9 @@ def submit_rating(
         assignment.status = Status.SUBMITTED
         assignment.finished_at = now
         assignment.save(update_fields=["status", "finished_at"])
-        # Lock order: the railcar row before the audit chain's lock, as every other writer
-        # (the pool takes the railcar row, then records) does; the other way round deadlocks.
+        # Lock order: the railcar row before any audit event, as every other writer (the pool
+        # takes the railcar row, then records) does; with inline sealing (AUDIT_SEAL_INLINE)
+        # the event holds the chain's lock, and the other way round would deadlock.
         closed = _close_if_fully_rated(railcar_id=assignment.railcar_id)
         audit.record(
             action="rating.submitted",
@@ -218,7 +284,7 @@ def submit_rating(
                 "contamination_pct": str(contamination_pct),
                 "grade": grade,
                 "seconds_spent": seconds_spent,
-                **_work_counts(assignment.pk),
+                **work,
             },
         )
         if closed is not None:
@@ -229,17 +295,42 @@ def submit_rating(
     return rating, True
 
 
-def _work_counts(assignment_id: int) -> dict[str, int]:
-    """The assignment's excluded frames and masks, counted in one query."""
-    return Assignment.objects.filter(pk=assignment_id).aggregate(
-        excluded_frames=Count("exclusions", distinct=True), masks=Count("masks", distinct=True)
+class _CountOf(Subquery):
+    """The number of rows a queryset has, as a scalar subquery."""
+
+    template = "(SELECT count(*) FROM (%(subquery)s) _rows)"
+    output_field = IntegerField()
+
+
+def _work_counts(assignment: Assignment) -> dict[str, int]:
+    """frames_left (as `frames_left`), excluded_frames and masks of the assignment, counted in
+    one query."""
+    excluded = FrameExclusion.objects.filter(assignment_id=assignment.pk)
+    eligible = Frame.objects.filter(
+        railcar_id=assignment.railcar_id, quality=Frame.Quality.ELIGIBLE
+    ).exclude(pk__in=excluded.values("frame_id"))
+    counts = (
+        Assignment.objects.filter(pk=assignment.pk)
+        .values(
+            n_left=_CountOf(eligible.values("pk")),
+            n_excluded=_CountOf(excluded.values("pk")),
+            n_masks=_CountOf(Mask.objects.filter(assignment_id=assignment.pk).values("pk")),
+        )
+        .get()
     )
+    return {
+        "frames_left": counts["n_left"],
+        "excluded_frames": counts["n_excluded"],
+        "masks": counts["n_masks"],
+    }
 
 
 def _close_if_fully_rated(*, railcar_id: int) -> Railcar | None:
     """Mark the railcar rated once its last needed rating is in; the railcar if so. A gold
     railcar is never closed: it keeps collecting ratings that score raters, never a consensus."""
-    railcar = Railcar.objects.select_for_update().get(pk=railcar_id)
+    railcar = (
+        Railcar.objects.select_for_update().only("pk", "status", "raters_needed").get(pk=railcar_id)
+    )
     if railcar.status != Railcar.Status.IN_POOL:
         return None
     if GoldRailcar.objects.filter(railcar_id=railcar_id).exists():

@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 
 from labeling import annotation, pool
 from labeling.framefiles import FrameFileMissing, frame_image_response
-from labeling.models import Assignment, FailureCode, Grade
+from labeling.models import Assignment, FailureCode, Grade, InclusionKind
 from scrapannot.api import HasRole
 from scrapannot.roles import Role
 
@@ -81,6 +81,9 @@ class MaskOutputSerializer(serializers.Serializer):
     frame = serializers.UUIDField(source="frame.uid")
     rle = serializers.JSONField()
     area = serializers.IntegerField()
+    kind = serializers.ChoiceField(choices=InclusionKind.choices)
+    # The annotator's own prompts: a correction starts from them (more clicks, then accept).
+    prompts = serializers.JSONField()
 
 
 class OwnRatingOutputSerializer(serializers.Serializer):
@@ -122,16 +125,22 @@ class AssignmentOutputSerializer(serializers.Serializer):
         ).data
 
     def get_exclusions(self, assignment: Assignment) -> list[dict[str, Any]]:
+        if getattr(assignment, "fresh_lease", False):
+            return []
         return ExclusionOutputSerializer(
             assignment.exclusions.select_related("frame"), many=True
         ).data
 
     def get_masks(self, assignment: Assignment) -> list[dict[str, Any]]:
+        if getattr(assignment, "fresh_lease", False):
+            return []
         return MaskOutputSerializer(
             assignment.masks.select_related("frame").order_by("created_at"), many=True
         ).data
 
     def get_rating(self, assignment: Assignment) -> dict[str, Any] | None:
+        if getattr(assignment, "fresh_lease", False):
+            return None
         rating = getattr(assignment, "rating", None)
         return OwnRatingOutputSerializer(rating).data if rating else None
 
@@ -258,6 +267,16 @@ class MaskCreateInputSerializer(serializers.Serializer):
     rle = serializers.JSONField()
     prompts = serializers.JSONField()
     engine = serializers.CharField(max_length=80)
+    kind = serializers.ChoiceField(choices=InclusionKind.choices, default=InclusionKind.OTHER)
+
+
+class MaskChangeInputSerializer(serializers.Serializer):
+    """Any of: new pixels (rle with the prompts and engine that made them), a new kind."""
+
+    rle = serializers.JSONField(required=False)
+    prompts = serializers.JSONField(required=False)
+    engine = serializers.CharField(max_length=80, required=False)
+    kind = serializers.ChoiceField(choices=InclusionKind.choices, required=False)
 
 
 class MaskCreateApi(AnnotatorApi):
@@ -275,6 +294,20 @@ class MaskCreateApi(AnnotatorApi):
 
 
 class MaskDeleteApi(AnnotatorApi):
+    """One accepted mask: corrected (PATCH) or deleted."""
+
+    @extend_schema(request=MaskChangeInputSerializer, responses={200: MaskOutputSerializer})
+    def patch(self, request: Request, uid: str, mask_uid: str) -> Response:
+        data = MaskChangeInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            mask = annotation.change_mask(
+                uid=uid, annotator=request.user, mask_uid=mask_uid, **data.validated_data
+            )
+        except ValueError as exc:
+            return _bad_input("rle", exc)
+        return Response(MaskOutputSerializer(mask).data)
+
     @extend_schema(responses={204: None})
     def delete(self, request: Request, uid: str, mask_uid: str) -> Response:
         annotation.delete_mask(uid=uid, annotator=request.user, mask_uid=mask_uid)

@@ -20,6 +20,16 @@ class Grade(models.TextChoices):
     CAST_IRON = "cast iron", "cast iron"
 
 
+class InclusionKind(models.TextChoices):
+    """What a mask covers: the policy list of non-metallic inclusions (issue 16)."""
+
+    SOIL = "soil", "soil"
+    WOOD = "wood", "wood"
+    RUBBER = "rubber", "rubber"
+    CONCRETE = "concrete", "concrete"
+    OTHER = "other", "other"
+
+
 class FailureCode(models.TextChoices):
     BLUR = "blur", "blur"
     EXPOSURE = "exposure", "exposure"
@@ -146,6 +156,9 @@ class Mask(models.Model):
     prompts = models.JSONField()
     engine = models.CharField(max_length=80)
     area = models.PositiveIntegerField()
+    kind = models.CharField(
+        max_length=16, choices=InclusionKind.choices, default=InclusionKind.OTHER
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

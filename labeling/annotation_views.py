@@ -6,8 +6,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
-from labeling import guidelines, pool
-from labeling.models import FailureCode, Grade
+from labeling import guidelines, pool, progress
+from labeling.models import FailureCode, Grade, InclusionKind
 from scrapannot.roles import Role, role_required
 
 
@@ -18,7 +18,12 @@ from scrapannot.roles import Role, role_required
 @role_required(Role.ANNOTATOR)
 def queue(request: HttpRequest) -> HttpResponse:
     held = pool.current_assignment(annotator=request.user)
-    return render(request, "labeling/queue.html", {"held": held})
+    return render(request, "labeling/queue.html", {"held": held, "progress": _progress(request)})
+
+
+def _progress(request: HttpRequest) -> progress.AnnotatorProgress:
+    # The annotator's own figures only (labeling.progress): nothing about others.
+    return progress.annotator_progress(annotator=request.user)
 
 
 @require_http_methods(["GET", "POST"])
@@ -30,7 +35,8 @@ def take_next(request: HttpRequest) -> HttpResponse:
         return redirect("labeling:queue")
     assignment = pool.next_assignment(annotator=request.user)
     if assignment is None:
-        return render(request, "labeling/queue.html", {"held": None, "empty": True})
+        context = {"held": None, "empty": True, "progress": _progress(request)}
+        return render(request, "labeling/queue.html", context)
     return redirect("labeling:workspace", uid=assignment.uid)
 
 
@@ -46,6 +52,7 @@ def workspace(request: HttpRequest, uid: str) -> HttpResponse:
         "assignment": assignment,
         "failure_codes": FailureCode.choices,
         "grades": Grade.choices,
+        "inclusion_kinds": InclusionKind.choices,
         "release_reasons": pool.ReleaseReason.choices,
         "frames_unusable": pool.ReleaseReason.FRAMES_UNUSABLE,
         # The admins' text and its version only: nothing about other raters or railcars.

@@ -8,8 +8,9 @@ and checksums (`labeling.manifest`, `labeling.ingest_files`), content-addressed 
 (`labeling.layers`), and the same identity (railcar, line, start time) claimed insert-or-conflict.
 
 What differs:
-- an open unloading is a railcar with status `receiving`: the pool, the reconciler and the
-  quality task leave it alone until it is closed;
+- an open unloading is a railcar with status `receiving`: the pool and the quality task leave it
+  alone until it is closed; the reconciler closes one that has received no frames for
+  SCRAPANNOT["LIVE_IDLE_CLOSE_S"] (a plant system that died before its close);
 - appended frames are checked in the request that brings them (a layer is a handful of frames,
   and its estimate is then one queue hop away), and every layer an append touches gets its
   keyframe picked; `layer_checked` is sent for each such layer with an eligible keyframe;
@@ -31,6 +32,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import Max
+from django.utils import timezone
 
 from labeling import quality
 from labeling.framefiles import discard_frames, store_frame
@@ -312,13 +314,18 @@ def _store(
         if frame.iou is not None and (layer.peak_iou is None or frame.iou > layer.peak_iou):
             layer.peak_iou = frame.iou
             layer.save(update_fields=["peak_iou"])
-    Railcar.objects.filter(pk=railcar.pk).update(unloading_ended_at=entries[-1]["captured_at"])
+    Railcar.objects.filter(pk=railcar.pk).update(
+        unloading_ended_at=entries[-1]["captured_at"], received_at=timezone.now()
+    )
     return frames
 
 
-def close_unloading(*, railcar: Railcar, actor: AbstractBaseUser | None) -> Railcar:
+def close_unloading(
+    *, railcar: Railcar, actor: AbstractBaseUser | None, idle_s: float | None = None
+) -> Railcar:
     """Close an open unloading: it continues as an ingested one (quality conclusion, then the
-    pool). Closing a closed unloading again changes nothing."""
+    pool). Closing a closed unloading again changes nothing. `idle_s`: closed by the system
+    after that long without frames (labeling.reconcile), said in the audit event."""
     with transaction.atomic():
         railcar = Railcar.objects.select_for_update().get(pk=railcar.pk)
         if railcar.status != Status.RECEIVING:
@@ -339,6 +346,7 @@ def close_unloading(*, railcar: Railcar, actor: AbstractBaseUser | None) -> Rail
                 "layers": railcar.layers.count(),
                 "layer_source": railcar.layer_source,
                 "mode": "layer by layer",
+                **({"closed": f"idle {idle_s:.0f} s, by the reconciler"} if idle_s else {}),
             },
         )
         railcar_id = railcar.pk

@@ -66,6 +66,9 @@ class Railcar(models.Model):
     checked_at = models.DateTimeField(null=True, blank=True)
     # When labeling.reconcile last enqueued the task this railcar's status waits for.
     nudged_at = models.DateTimeField(null=True, blank=True)
+    # When an open (live) unloading last received frames: one idle too long is closed
+    # (labeling.reconcile.close_idle_unloadings).
+    received_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     # Routing (labeling.pool). Higher priority is handed out first (the learning loop sets it);
     # `tiebreak` is a random draw so that equal railcars go out in random order.
@@ -211,6 +214,7 @@ from labeling.annotation_models import (  # noqa: E402 - registered with the app
     FailureCode,
     FrameExclusion,
     Grade,
+    InclusionKind,
     Mask,
     Rating,
 )
@@ -219,5 +223,5 @@ from labeling.guideline_models import Guideline  # noqa: E402 - registered with 
 
 __all__ = [
     "Assignment", "FailureCode", "Frame", "FrameCheck", "FrameExclusion", "GoldRailcar",
-    "GoldSource", "Grade", "Guideline", "Layer", "Mask", "Railcar", "Rating",
+    "GoldSource", "Grade", "Guideline", "InclusionKind", "Layer", "Mask", "Railcar", "Rating",
 ]  # fmt: skip

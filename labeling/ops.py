@@ -6,7 +6,7 @@ from datetime import date, timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Count, Max, Min, Prefetch, Q, QuerySet
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -14,6 +14,7 @@ from labeling import tasks
 from labeling.models import Frame, FrameCheck, Railcar
 from labeling.quality import CHECKS
 from scrapannot import audit
+from scrapannot.enqueue import enqueue
 
 
 @dataclass(frozen=True)
@@ -38,11 +39,43 @@ def cameras() -> list[tuple[str, str]]:
     return sorted(set(pairs))
 
 
-def rejection_series(*, line: str = "", camera: str = "", days: int = 30) -> RejectionSeries:
-    today = timezone.now().date()
-    since = today - timedelta(days=days - 1)
+DEFAULT_DAYS = 30
+MAX_DAYS = 366
+
+
+@dataclass(frozen=True)
+class Window:
+    end: date
+    days: int
+
+
+def data_window(*, line: str = "", camera: str = "") -> Window:
+    """The default window of the chart: the range that holds checked frames. It ends on the
+    latest day of capture (today when nothing was checked) and reaches back to the earliest,
+    at least DEFAULT_DAYS and at most MAX_DAYS. A fixed "last 30 days" drew an empty chart for
+    frames captured earlier (a replay, an import, the demo's synthetic dates)."""
+    span = (
+        Frame.objects.filter(_frame_filter(line=line, camera=camera))
+        .exclude(quality=Frame.Quality.PENDING)
+        .aggregate(first=Min("captured_at"), last=Max("captured_at"))
+    )
+    if span["last"] is None:
+        return Window(end=timezone.now().date(), days=DEFAULT_DAYS)
+    last = timezone.localdate(span["last"])
+    first = timezone.localdate(span["first"])
+    return Window(end=last, days=max(DEFAULT_DAYS, min(MAX_DAYS, (last - first).days + 1)))
+
+
+def rejection_series(
+    *, line: str = "", camera: str = "", days: int = DEFAULT_DAYS, end: date | None = None
+) -> RejectionSeries:
+    """Per day of capture, from `days` - 1 days before `end` (default today) to `end`."""
+    end = end or timezone.now().date()
+    since = end - timedelta(days=days - 1)
     frames = Frame.objects.filter(
-        _frame_filter(line=line, camera=camera), captured_at__date__gte=since
+        _frame_filter(line=line, camera=camera),
+        captured_at__date__gte=since,
+        captured_at__date__lte=end,
     ).exclude(quality=Frame.Quality.PENDING)
     per_day = dict(
         frames.annotate(day=TruncDate("captured_at"))
@@ -93,4 +126,4 @@ def request_rejudge(*, actor: AbstractBaseUser) -> None:
     """Re-apply the current quality thresholds to checked railcars, in the background."""
     with transaction.atomic():
         audit.record(action="quality.rejudge_requested", actor=actor)
-        transaction.on_commit(tasks.rejudge_quality.delay)
+        transaction.on_commit(lambda: enqueue(tasks.rejudge_quality))

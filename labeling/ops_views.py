@@ -1,5 +1,7 @@
 """Operations pages for admins: quality-check rejections per camera and line."""
 
+from datetime import date
+
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -19,13 +21,23 @@ def _int_param(request: HttpRequest, name: str, default: int, *, low: int, high:
         return default
 
 
+def _date_param(request: HttpRequest, name: str, default: date) -> date:
+    try:
+        return date.fromisoformat(request.GET.get(name, "")[:10])
+    except ValueError:
+        return default
+
+
 @require_GET
 @role_required(Role.ADMIN)
 def quality_ops(request: HttpRequest) -> HttpResponse:
     line = request.GET.get("line", "")[:32]
     camera = request.GET.get("camera", "")[:64]
-    days = _int_param(request, "days", 30, low=1, high=366)
-    series = ops.rejection_series(line=line, camera=camera, days=days)
+    # Unless asked for another range, the chart shows the range that holds data.
+    window = ops.data_window(line=line, camera=camera)
+    days = _int_param(request, "days", window.days, low=1, high=ops.MAX_DAYS)
+    end = _date_param(request, "end", window.end)
+    series = ops.rejection_series(line=line, camera=camera, days=days, end=end)
     chart = {
         "days": [d.isoformat() for d in series.days],
         "frames": series.frames,
@@ -37,6 +49,8 @@ def quality_ops(request: HttpRequest) -> HttpResponse:
         "line": line,
         "camera": camera,
         "days": days,
+        "end": end,
+        "start": series.days[0],
         "cameras": ops.cameras(),
         "chart": chart,
         "rejected": ops.rejected_frames(line=line, camera=camera),

@@ -33,7 +33,7 @@ from django.utils import timezone
 from labeling.models import Assignment, GoldRailcar, Railcar
 from labeling.policies import GOLD_SHARE, LEASE_MINUTES, RANDOM_PICK_SHARE
 from scrapannot import audit
-from scrapannot.policy import policy_value
+from scrapannot.policy import policy_values
 
 # Pseudonyms: two words and a number, unrelated to the railcar or to other assignments.
 # Statuses of a railcar that went through the quality checks into the pool: a gold railcar in one
@@ -122,12 +122,18 @@ def next_assignment(*, annotator: AbstractBaseUser) -> Assignment | None:
     held = current_assignment(annotator=annotator)
     if held is not None:
         return held
-    lease = timedelta(minutes=int(policy_value(LEASE_MINUTES)))
+    # Both pool policies in one query.
+    policies = policy_values("pool.")
+    lease = timedelta(minutes=int(policies[LEASE_MINUTES]))
+    share = float(policies[RANDOM_PICK_SHARE])
+    gold_share = float(policies[GOLD_SHARE])
     expired_swept = False
     for _attempt in range(5):
         try:
             with transaction.atomic():
-                assignment = _take_slot(annotator=annotator, lease=lease)
+                assignment = _take_slot(
+                    annotator=annotator, lease=lease, share=share, gold_share=gold_share
+                )
         except IntegrityError:
             # Lost a race the row locks cannot see (the same annotator asking twice at once, a
             # pseudonym drawn twice): a constraint refused it. Look again.
@@ -161,6 +167,16 @@ def _candidates(*, annotator: AbstractBaseUser, random_pick: bool = False) -> Qu
         .order_by(*order)
         .only("pk", "raters_needed", "open_slots")
     )
+
+
+def railcars_left(*, annotator: AbstractBaseUser) -> int:
+    """How many railcars the pool could still hand this annotator (a count, never which).
+
+    Gold railcars they have not held count too: a lease, gold or not, then takes exactly one
+    railcar off their count, so the count cannot tell a gold lease from an ordinary one. (Once
+    no ordinary railcar is left for them, the count still shows the gold ones they were never
+    handed: it says that some exist, never which.)"""
+    return _candidates(annotator=annotator).count() + _gold_candidates(annotator=annotator).count()
 
 
 def is_random_pick(*, leases_before: int, share: float) -> bool:
@@ -197,19 +213,18 @@ def _take_gold(*, annotator: AbstractBaseUser, lease: timedelta) -> Assignment |
     )
 
 
-def _take_slot(*, annotator: AbstractBaseUser, lease: timedelta) -> Assignment | None:
+def _take_slot(
+    *, annotator: AbstractBaseUser, lease: timedelta, share: float, gold_share: float
+) -> Assignment | None:
     # A gold pick only while ordinary work is waiting for this annotator: a railcar handed out
     # from a pool that just said "nothing for you" would give a gold railcar away.
-    if (
-        _RANDOM.random() < float(policy_value(GOLD_SHARE))
-        and _candidates(annotator=annotator).exists()
-    ):
+    if _RANDOM.random() < gold_share and _candidates(annotator=annotator).exists():
         gold = _take_gold(annotator=annotator, lease=lease)
         if gold is not None:
             return gold
     random_pick = is_random_pick(
         leases_before=Assignment.objects.filter(annotator=annotator, gold_pick=False).count(),
-        share=float(policy_value(RANDOM_PICK_SHARE)),
+        share=share,
     )
     candidates = _candidates(annotator=annotator, random_pick=random_pick)
     railcar = candidates.select_for_update(skip_locked=True).first()
@@ -258,6 +273,9 @@ def _lease(
         random_pick=random_pick,
         gold_pick=gold_pick,
     )
+    # Taken just now, so it holds no exclusion, mask or rating yet: its answer need not look
+    # (three queries fewer on every fresh lease; see AssignmentOutputSerializer).
+    assignment.fresh_lease = True
     audit.record(
         action="assignment.leased",
         actor=annotator,

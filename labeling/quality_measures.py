@@ -1,9 +1,10 @@
 """The pixel measures behind the frame quality checks (labeling/quality.py): NumPy and OpenCV only.
 
-Every measure runs on one small working copy of the frame, brought to a fixed area of
+Every measure but blur runs on one small working copy of the frame, brought to a fixed area of
 `WORK_AREA` pixels (480x270 for a 16:9 frame) whatever the camera's resolution, so that a 4K and
 an HD camera looking at the same railcar give the same values, and so that all measures together
-cost a few milliseconds, well under one JPEG decode of the full frame. The railcar box, when
+cost a few milliseconds, well under one JPEG decode of the full frame. Blur is a width in camera
+pixels, so `sharpness` reads a few tiles of the full-resolution frame instead. The railcar box, when
 given in pixels of the full frame, is scaled onto the working copy; the photometric measures
 (blur, exposure, haze, safety colours) then look at the railcar only, not at the yard around it.
 
@@ -43,6 +44,15 @@ HIGHVIS_HUES = ((3, 14), (28, 40))
 HIGHVIS_MIN_SATURATION = 150
 HIGHVIS_MIN_VALUE = 190
 
+# Blur (sharpness): tiles of the railcar region at the camera's own resolution, in pixels, how
+# many, and the share of them (the most structured) that the score reads.
+SHARPNESS_TILE = 128
+SHARPNESS_GRID = (4, 5)
+SHARPNESS_KEEP = 0.5
+# The score is this percentile of the tiles' scores: a sharp frame has crisp tiles somewhere,
+# a blurred one none, whatever the scene's own share of fine texture.
+SHARPNESS_PERCENTILE = 80
+
 HAZE_LOW_PERCENTILE = 1.0
 HAZE_HIGH_PERCENTILE = 99.0
 DARK_LEVEL = 5  # at or below: clipped to black (reported in the detail only)
@@ -54,7 +64,7 @@ class FrameMeasures:
     width: int  # of the decoded frame
     height: int
     aspect: float  # width / height
-    sharpness: float  # fine-detail score, 0 = nothing finer than the coarse scale
+    sharpness: float  # fine-detail score at the camera's pixel scale, 0 = none finer than 2:1
     mean_luma: float  # 0-255, over the railcar region
     dark_share: float  # share of the region at or below DARK_LEVEL (informative)
     clipped_share: float  # share of the region at or above CLIPPED_LEVEL
@@ -121,23 +131,44 @@ def _clip_rect(
     return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
 
 
-def sharpness(gray: np.ndarray) -> float:
-    """Gradient energy at the working scale over that of a 2:1 reduction, rescaled to 0..1.
+def sharpness(image_bgr: np.ndarray, rect: tuple[int, int, int, int] | None) -> float:
+    """Fine-detail score of `rect` (pixels of the full frame; None: all of it) at the camera's
+    own pixel scale: 0 = nothing finer than a 2:1 reduction shows, about 1 = a sharp scene.
 
-    A smooth ramp has a quarter of the per-pixel gradient energy at the finer scale (its gradient
-    per pixel halves), so the ratio is 1/4 for a frame with no detail finer than the coarse scale;
-    natural scenes are close to scale-invariant and reach about 1. The score maps 1/4 -> 0 and
-    1 -> 1. Being a ratio it ignores contrast, so exposure and haze leave it alone.
+    Blur is a width in camera pixels (a lens out of focus, dust on the window), so it is measured
+    at full resolution, never on the working copy, where a 1920-wide frame's 3 px blur shrinks to
+    under one pixel. SHARPNESS_GRID tiles of SHARPNESS_TILE pixels are read from the region and
+    the more structured half kept (flat sky, walls and floor say nothing about focus). In each,
+    for two octaves, full vs 2:1 and 2:1 vs 4:1, the gradient energy of the finer scale over the
+    coarser: a smooth ramp gives 1/4 (its gradient per pixel halves), natural scenes close to 1.
+    A tile's ratio is its lower octave's (the first catches a blur of 2 px and more; sensor noise
+    added after a strong blur refills it, and the second catches the blur there); the frame's is
+    the SHARPNESS_PERCENTILE of its tiles', mapped 1/4 -> 0 and 1 -> 1. Being ratios, the scores
+    ignore exposure and haze. About 2 ms a frame: 20 small tiles, whatever the resolution.
     """
-    if gray.shape[0] < 4 or gray.shape[1] < 4:
+    height, width = image_bgr.shape[:2]
+    x0, y0, x1, y1 = rect or (0, 0, width, height)
+    side = min(SHARPNESS_TILE, (x1 - x0) // 2, (y1 - y0) // 2) // 4 * 4
+    if side < 8:
         return 0.0
-    coarse = cv2.resize(
-        gray, (gray.shape[1] // 2, gray.shape[0] // 2), interpolation=cv2.INTER_AREA
-    )
-    fine_energy, coarse_energy = _gradient_energy(gray), _gradient_energy(coarse)
-    if coarse_energy < 1e-6:
+    rows, cols = SHARPNESS_GRID
+    energies = []
+    for y in np.linspace(y0, y1 - side, rows).astype(int):
+        for x in np.linspace(x0, x1 - side, cols).astype(int):
+            tile = cv2.cvtColor(image_bgr[y : y + side, x : x + side], cv2.COLOR_BGR2GRAY)
+            scales = [tile.astype(np.float32)]
+            for _ in range(2):
+                half = scales[-1].shape[0] // 2
+                scales.append(cv2.resize(scales[-1], (half, half), interpolation=cv2.INTER_AREA))
+            energies.append([_gradient_energy(scale) for scale in scales])
+    found = np.asarray(energies)
+    structured = found[np.argsort(-found[:, 1])[: max(1, round(len(found) * SHARPNESS_KEEP))]]
+    structured = structured[structured[:, 2] > 1e-6]
+    if not len(structured):
         return 0.0  # flat: nothing to judge sharpness by
-    return max(0.0, (fine_energy / coarse_energy - 0.25) / 0.75)
+    fine, middle, coarse = structured.T
+    ratio = np.minimum(fine / middle, middle / coarse)
+    return max(0.0, (float(np.percentile(ratio, SHARPNESS_PERCENTILE)) - 0.25) / 0.75)
 
 
 def _gradient_energy(gray: np.ndarray) -> float:
@@ -226,6 +257,16 @@ def _railcar_geometry(
     return railcar, window, region, "railcar box"
 
 
+def _full_rect(
+    rect: tuple[int, int, int, int] | None, sx: float, sy: float
+) -> tuple[int, int, int, int] | None:
+    """A rectangle of the working copy in pixels of the full frame."""
+    if rect is None:
+        return None
+    x0, y0, x1, y1 = rect
+    return math.floor(x0 * sx), math.floor(y0 * sy), math.ceil(x1 * sx), math.ceil(y1 * sy)
+
+
 def measure(image_bgr: np.ndarray, *, railcar_box: Sequence[float] | None) -> FrameMeasures:
     """All measures of one decoded 8-bit BGR frame (at least MIN_WORK_SIDE on each side)."""
     height, width = image_bgr.shape[:2]
@@ -248,7 +289,7 @@ def measure(image_bgr: np.ndarray, *, railcar_box: Sequence[float] | None) -> Fr
         width=width,
         height=height,
         aspect=width / height,
-        sharpness=sharpness(region_gray.astype(np.float32)),
+        sharpness=sharpness(image_bgr, _full_rect(region_rect, width / sw, height / sh)),
         mean_luma=float(np.dot(luma_hist, np.arange(256))) / pixels,
         dark_share=float(luma_hist[: DARK_LEVEL + 1].sum()) / pixels,
         clipped_share=float(luma_hist[CLIPPED_LEVEL:].sum()) / pixels,

@@ -17,11 +17,12 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import DateTimeField, Max, QuerySet
+from django.db.models import DateTimeField, Max, Q, QuerySet
 from django.db.models.functions import Coalesce, Greatest
 from django.dispatch import Signal
 from django.utils import timezone
 
+from labeling.live_ingest import BadAppend, close_unloading
 from labeling.models import Railcar
 from labeling.signals import railcar_rated, unloading_ingested
 
@@ -77,3 +78,37 @@ def reconcile_railcars(*, now: datetime | None = None, after: timedelta | None =
     if counts:
         logger.warning("reconciler re-enqueued stuck railcars: %s", counts)
     return counts
+
+
+def close_idle_unloadings(*, now: datetime | None = None, after: timedelta | None = None) -> int:
+    """Close every open (live) unloading that has received no frames for `after`
+    (SCRAPANNOT["LIVE_IDLE_CLOSE_S"]): a plant system that crashed before its close would
+    otherwise leave the railcar outside the checks and the pool for good. Its frames are kept
+    and it continues as a closed unloading would; the audit event says the reconciler closed
+    it. An open unloading that never received a frame is left as it is (nothing to label).
+    Returns how many were closed."""
+    now = now or timezone.now()
+    if after is None:
+        after = timedelta(seconds=settings.SCRAPANNOT["LIVE_IDLE_CLOSE_S"])
+    idle = (
+        Railcar.objects.filter(status=Status.RECEIVING)
+        .filter(
+            Q(received_at__lt=now - after) | Q(received_at__isnull=True, created_at__lt=now - after)
+        )
+        .order_by("pk")
+    )
+    closed = 0
+    for railcar in idle[:BATCH]:
+        last = railcar.received_at or railcar.created_at
+        try:
+            closed += (
+                close_unloading(
+                    railcar=railcar, actor=None, idle_s=(now - last).total_seconds()
+                ).status
+                != Status.RECEIVING
+            )
+        except BadAppend:
+            continue  # no frames: nothing to check or label
+    if closed:
+        logger.warning("reconciler closed %s idle open unloadings", closed)
+    return closed

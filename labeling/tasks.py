@@ -57,7 +57,9 @@ def expire_leases() -> int:
 @shared_task(name="labeling.reconcile_railcars", acks_late=True, soft_time_limit=50,
              time_limit=60)  # fmt: skip
 def reconcile_railcars() -> dict[str, int]:
-    return reconcile.reconcile_railcars()
+    counts = reconcile.reconcile_railcars()
+    closed = reconcile.close_idle_unloadings()
+    return counts | ({"receiving closed": closed} if closed else {})
 
 
 def enqueue_quality_checks(sender: Any = None, *, railcar_id: int, **kwargs: Any) -> None:

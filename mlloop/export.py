@@ -8,8 +8,8 @@ The layout (mlloop/dataset_import.py reads it back and checks every part of it):
   label with provenance, and its layers with their frames (export file name, SHA-256, size,
   eligible, the failure codes raters excluded it with);
 - `annotations.coco.json`: COCO, images = the exported frames, one category, annotations = the
-  raters' masks as compressed RLE with area, bbox and the rater's letter (A, B, C: the order of
-  their ratings, never who they are);
+  raters' masks as compressed RLE with area, bbox, the inclusion kind and the rater's letter
+  (A, B, C: the order of their ratings, never who they are);
 - `frames/<sha256>.<ext>`: the eligible frames, byte for byte as stored.
 
 Frames are streamed from storage and re-hashed on the way: a frame whose stored bytes no longer
@@ -217,7 +217,10 @@ class _Coco:
                     "area": int(pixels.sum()),
                     "bbox": bbox(pixels),
                     "iscrowd": 0,
-                    "attributes": {"rater": batch.letters[mask.assignment_id]},
+                    "attributes": {
+                        "rater": batch.letters[mask.assignment_id],
+                        "inclusion_kind": mask.kind,
+                    },
                 }
             )
 

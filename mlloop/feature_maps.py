@@ -211,13 +211,15 @@ def frame_vectors(
     followed by the inclusion summary when the model has an inclusion head. Unreadable frames
     are left out."""
     frames = list(frames)
-    vectors = frame_features(frames, config, log=log)
     if inclusion is None:
-        return vectors
+        return frame_features(frames, config, log=log)
     out: dict[int, np.ndarray] = {}
-    # The maps of a chunk at a time: a few hundred KB each as float32.
+    # The maps of a chunk at a time: a few hundred KB each as float32. The maps first: computing
+    # a missing map stores its pooled feature too, so the backbone runs once per new keyframe.
     for start in range(0, len(frames), MAP_CHUNK):
-        maps = frame_maps(frames[start : start + MAP_CHUNK], config, log=log)
+        chunk = frames[start : start + MAP_CHUNK]
+        maps = frame_maps(chunk, config, log=log)
+        vectors = frame_features([f for f in chunk if f.pk in maps], config, log=log)
         out.update(
             {
                 pk: np.concatenate([vectors[pk], summary(inclusion, fmap)])

@@ -104,6 +104,8 @@ class ModelVersion(models.Model):
     progress = models.FloatField(default=0.0, help_text="0-1 while running")
     stage = models.CharField(max_length=120, blank=True)
     task_id = models.CharField(max_length=64, blank=True)
+    # When mlloop.reconcile last sent the training task again (its message seemed lost).
+    nudged_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField()
     created_by = models.ForeignKey(
         django_settings.AUTH_USER_MODEL,

@@ -7,7 +7,6 @@ autocommitted update), so the model page can poll them while the worker trains.
 
 import hashlib
 import logging
-from datetime import timedelta
 
 import numpy as np
 from django.core.exceptions import ValidationError
@@ -27,6 +26,7 @@ from mlloop.finetune import ImageBag, finetune
 from mlloop.inclusion import InclusionHead, fit_inclusion_head
 from mlloop.model import BackboneError
 from mlloop.models import DatasetItem, ModelVersion, Split
+from mlloop.reconcile import STALE_AFTER
 from mlloop.training import Bag, TrainingError, evaluate, fit
 from scrapannot import audit
 
@@ -35,10 +35,6 @@ logger = logging.getLogger(__name__)
 # inclusion head, and the run trains on pooled features only (said in its log).
 MIN_MASKED_KEYFRAMES = 20
 Status = ModelVersion.Status
-
-# A run still "running" after this long belongs to a worker that died (the task's hard time
-# limit is shorter), so a redelivered message may take it over.
-STALE_AFTER = timedelta(hours=4)
 
 
 class _Run:

@@ -14,9 +14,9 @@ from typing import Any
 
 from celery import shared_task
 
-from mlloop import registry
+from mlloop import reconcile, registry
 from mlloop.models import DatasetVersion, ModelVersion
-from scrapannot.enqueue import enqueue
+from scrapannot.enqueue import enqueue, send
 
 # runs and scoring are imported inside the tasks: they load torch, and this module is imported by
 # every process at start (MlloopConfig.ready connects the handlers below), where a web worker
@@ -50,7 +50,7 @@ def score_railcars(
     return {"model": report.model_number, "scored": report.scored, "note": report.note}
 
 
-@shared_task(name="mlloop.retrain", acks_late=True, time_limit=300)
+@shared_task(name="mlloop.retrain", acks_late=True, soft_time_limit=280, time_limit=300)
 def retrain() -> dict[str, Any]:
     """The scheduled retraining: queue a run on the newest frozen dataset version, with the
     configured settings, unless a run on that version is already queued, running or done.
@@ -69,10 +69,17 @@ def retrain() -> dict[str, Any]:
     return {"queued": run.number}
 
 
+@shared_task(name="mlloop.requeue_lost_runs", acks_late=True, soft_time_limit=50, time_limit=60)
+def requeue_lost_runs() -> int:
+    return reconcile.requeue_lost_runs()
+
+
 def enqueue_training(sender: Any = None, *, model_version_id: int, **kwargs: Any) -> None:
-    """Send a queued run to a worker and remember its task id."""
-    result = train_model.delay(model_version_id)
-    ModelVersion.objects.filter(pk=model_version_id, task_id="").update(task_id=result.id or "")
+    """Send a queued run to a worker and remember its task id. A broker that refuses leaves the
+    run queued for the reconciler (mlloop.reconcile), not an error for the committed run."""
+    task_id = send(train_model, model_version_id)
+    if task_id is not None:
+        ModelVersion.objects.filter(pk=model_version_id, task_id="").update(task_id=task_id)
 
 
 def enqueue_scoring(sender: Any = None, *, railcar_id: int, **kwargs: Any) -> None:

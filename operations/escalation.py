@@ -28,9 +28,8 @@ from adjudication.models import AdjudicationCase
 from labeling.front_of_pool import put_at_front
 from labeling.models import Railcar
 from operations.live import latest_estimate
-from operations.models import Escalation, LiveEstimate, OperatorDecision
+from operations.models import Escalation, LiveEstimate, OperatorDecision, WebhookEvent
 from operations.policies import POOL, SENIOR, EscalationPolicy, escalation_policy
-from operations.webhook_models import WebhookEvent
 from operations.webhooks import report_changed
 from scrapannot import audit
 

@@ -29,13 +29,18 @@ from PIL import Image
 from labeling.models import Frame, Layer, Railcar
 from mlloop import registry
 from mlloop.models import ModelVersion
-from operations.explanation_models import Explanation
+from operations.models import Explanation
+from scrapannot.enqueue import enqueue
 
 if TYPE_CHECKING:
     import torch
 
     from mlloop.artifacts import TrainedModel
     from mlloop.features import FeatureExtractor
+
+
+# operations.report_tasks.compute_explanation, enqueued by name (the task module imports this one).
+COMPUTE_TASK = "operations.compute_explanation"
 
 
 class NotExplainable(Exception):
@@ -187,14 +192,9 @@ def request(*, railcar: Railcar, layer_index: int) -> Explanation | None:
     """The production model's explanation of a layer if cached; otherwise it is queued (after
     commit) and None returned, or, with eager tasks, computed at once and returned. Raises
     NotExplainable when it cannot be computed."""
-    from operations.report_tasks import compute_explanation
-    from scrapannot.enqueue import enqueue
-
     model_version = explainable(railcar=railcar, layer_index=layer_index)
     found = cached(railcar=railcar, layer_index=layer_index, model_version=model_version)
     if found is not None:
         return found
-    transaction.on_commit(
-        lambda: enqueue(compute_explanation, railcar.pk, layer_index, model_version.pk)
-    )
+    transaction.on_commit(lambda: enqueue(COMPUTE_TASK, railcar.pk, layer_index, model_version.pk))
     return cached(railcar=railcar, layer_index=layer_index, model_version=model_version)

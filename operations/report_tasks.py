@@ -8,6 +8,10 @@ run with gradients), so neither holds up live scoring. Discovered through
 
 from celery import shared_task
 
+from labeling.models import Railcar
+from mlloop.models import ModelVersion
+from operations import explanations, webhooks
+
 # A POST waits at most WEBHOOK_TIMEOUT_S; a Grad-CAM of one keyframe takes seconds on a CPU.
 WEBHOOK_TIME_LIMIT_S = 120
 EXPLANATION_TIME_LIMIT_S = 300
@@ -20,8 +24,6 @@ EXPLANATION_TIME_LIMIT_S = 300
     time_limit=WEBHOOK_TIME_LIMIT_S,
 )
 def deliver_webhook(delivery_id: int, attempt: int) -> float | None:
-    from operations import webhooks
-
     retry_in = webhooks.attempt_delivery(delivery_id=delivery_id, attempt=attempt)
     if retry_in is not None:
         # The attempt number travels with the message: a duplicate of this message finds the
@@ -36,8 +38,6 @@ def deliver_webhook(delivery_id: int, attempt: int) -> float | None:
     time_limit=WEBHOOK_TIME_LIMIT_S,
 )
 def resend_stalled_webhooks() -> int:
-    from operations import webhooks
-
     return webhooks.resend_stalled()
 
 
@@ -48,10 +48,6 @@ def resend_stalled_webhooks() -> int:
     time_limit=EXPLANATION_TIME_LIMIT_S,
 )
 def compute_explanation(railcar_id: int, layer_index: int, model_version_id: int) -> int | None:
-    from labeling.models import Railcar
-    from mlloop.models import ModelVersion
-    from operations import explanations
-
     railcar = Railcar.objects.filter(pk=railcar_id).first()
     model_version = ModelVersion.objects.filter(pk=model_version_id).first()
     if railcar is None or model_version is None:

@@ -30,9 +30,9 @@ from rest_framework.views import APIView
 from labeling.models import Layer, Railcar
 from operations import explanations, webhooks
 from operations.access import railcar_for, visible_railcars
+from operations.models import WebhookDelivery
 from operations.report_csv import csv_lines, railcars_in, shift_of
 from operations.reports import unloading_report
-from operations.webhook_models import WebhookDelivery
 from scrapannot.api import HasRole
 from scrapannot.roles import Role, has_role, role_required
 

@@ -16,9 +16,8 @@ from labeling.annotation_models import Grade
 from labeling.front_of_pool import put_at_front
 from labeling.models import Railcar
 from operations import escalation
-from operations.models import Escalation, LiveEstimate, OperatorDecision
+from operations.models import Escalation, LiveEstimate, OperatorDecision, WebhookEvent
 from operations.policies import OTHER, rationale_codes
-from operations.webhook_models import WebhookEvent
 from operations.webhooks import report_changed
 from scrapannot import audit
 

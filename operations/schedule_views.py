@@ -6,7 +6,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from django_celery_beat.validators import (
     day_of_week_validator,
@@ -53,5 +53,20 @@ def schedules(request: HttpRequest) -> HttpResponse:
     tasks = PeriodicTask.objects.select_related("crontab", "interval", "solar", "clocked")
     # The learning loop first, then the other product schedules, each by name.
     rows = sorted(tasks, key=lambda t: (not t.task.startswith("mlloop."), t.name))
+    runs_now = schedules_domain.last_runs_now(rows)
+    for row in rows:
+        row.run_now_event = runs_now.get(row.pk)
     context = {"tasks": rows, "periods": IntervalSchedule.PERIOD_CHOICES}
     return render(request, "operations/schedules.html", context, status=status)
+
+
+@require_POST
+@role_required(Role.ADMIN)
+def run_now(request: HttpRequest, pk: int) -> HttpResponse:
+    try:
+        task = schedules_domain.run_now(task_id=pk, actor=request.user)
+    except ValidationError as exc:
+        messages.error(request, "; ".join(exc.messages))
+    else:
+        messages.success(request, f"{task.name}: sent to run now ({task.task}).")
+    return redirect("operations:schedules")

@@ -4,6 +4,7 @@ Every app's periodic tasks are edited here, on one page (`operations.schedule_vi
 retraining and scoring with the nightly audit check, lease expiry and rater calibration.
 """
 
+import json
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -11,6 +12,9 @@ from django.db import transaction
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
 from scrapannot import audit
+from scrapannot.celery import app
+from scrapannot.enqueue import enqueue
+from scrapannot.models import AuditEvent
 
 
 def _schedule_state(task: PeriodicTask) -> dict[str, Any]:
@@ -85,3 +89,43 @@ def _crontab_like(old: CrontabSchedule, data: dict[str, Any]) -> CrontabSchedule
     return CrontabSchedule.objects.filter(**fields).first() or CrontabSchedule.objects.create(
         **fields
     )
+
+
+RUN_NOW = "schedule.run_now"
+
+
+def run_now(*, task_id: int, actor: Any, actor_label: str | None = None) -> PeriodicTask:
+    """Send one scheduled task now, with the arguments its schedule stores, as beat would send
+    it; audited, so the schedules page can say who ran what when. The task goes to a worker
+    (or the embedded mode's local worker) once the audit event commits."""
+    task = PeriodicTask.objects.filter(pk=task_id).first()
+    if task is None:
+        raise ValidationError("That schedule does not exist.")
+    celery_task = app.tasks.get(task.task)
+    if celery_task is None:
+        raise ValidationError(f"{task.task} is not a task this application knows.")
+    try:
+        args = json.loads(task.args or "[]")
+        kwargs = json.loads(task.kwargs or "{}")
+    except json.JSONDecodeError as exc:
+        raise ValidationError(f"{task.name} stores arguments that are not JSON: {exc}") from exc
+    with transaction.atomic():
+        audit.record(
+            action=RUN_NOW,
+            actor=actor,
+            actor_label=actor_label,
+            obj=task,
+            payload={"name": task.name, "task": task.task, "args": args, "kwargs": kwargs},
+        )
+        transaction.on_commit(lambda: enqueue(celery_task, *args, **kwargs))
+    return task
+
+
+def last_runs_now(tasks: list[PeriodicTask]) -> dict[int, AuditEvent]:
+    """Each task's latest "run now" event, by task id."""
+    events = AuditEvent.objects.filter(
+        action=RUN_NOW,
+        object_type=PeriodicTask._meta.label_lower,
+        object_id__in=[str(t.pk) for t in tasks],
+    ).order_by("id")
+    return {int(e.object_id): e for e in events}

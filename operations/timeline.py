@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 
 from adjudication.models import AdjudicationCase, Consensus, FinalLabel
 from labeling.models import Assignment, Mask, Railcar, Rating
@@ -93,7 +93,7 @@ def _operation_objects(railcar: Railcar) -> dict[str, Iterable[Any]]:
 
 @dataclass(frozen=True)
 class TimelineEntry:
-    seq: int
+    seq: int | None  # None: recorded, not sealed into the chain yet (seconds)
     time: datetime
     actor_label: str
     action: str
@@ -106,6 +106,10 @@ class TimelineEntry:
     context: bool
     verified: bool
     problem: str = ""
+
+    @property
+    def sealed(self) -> bool:
+        return self.seq is not None
 
     @property
     def payload_text(self) -> str:
@@ -143,9 +147,10 @@ def railcar_events(railcar: Railcar) -> list[TimelineEntry]:
             created_at__gte=min(leased for leased, _ in expired),
             created_at__lte=max(done or leased for leased, done in expired) + EXPIRY_WINDOW,
         )
-    fetched = list(AuditEvent.objects.filter(query).order_by("seq"))
-    learned = {e.seq for e in learning.pick(fetched)}
-    events = [e for e in fetched if e.seq in learned or _concerns(e, objects) or _is_context(e)]
+    # Chain order; the events not sealed yet (the last seconds' worth) after them, as recorded.
+    fetched = list(AuditEvent.objects.filter(query).order_by(F("seq").asc(nulls_last=True), "id"))
+    learned = {e.pk for e in learning.pick(fetched)}
+    events = [e for e in fetched if e.pk in learned or _concerns(e, objects) or _is_context(e)]
     events = _with_deleted_masks(events, frames)
     return _verified_entries(events, frames)
 
@@ -187,28 +192,36 @@ def _with_deleted_masks(events: list[AuditEvent], frames: Mapping[int, int]) -> 
     (the frames are this railcar's). One more query, and only when a mask was deleted."""
     if not any(e.action == "mask.deleted" for e in events):
         return events
-    seen = {e.seq for e in events}
-    first = events[0].created_at
+    seen = {e.pk for e in events}
+    first = min(e.created_at for e in events)
     saved = AuditEvent.objects.filter(
         action="mask.saved",
         object_type="labeling.mask",
         created_at__gte=first,
         payload__frame__in=list(frames),
     )
-    return sorted([*events, *(e for e in saved if e.seq not in seen)], key=lambda e: e.seq)
+    return sorted([*events, *(e for e in saved if e.pk not in seen)], key=_chain_order)
+
+
+def _chain_order(event: AuditEvent) -> tuple[bool, int, int]:
+    return (event.seq is None, event.seq or 0, event.pk)
 
 
 def _verified_entries(events: list[AuditEvent], frames: Mapping[int, int]) -> list[TimelineEntry]:
-    before = dict(
-        AuditEvent.objects.filter(seq__in=[e.seq - 1 for e in events if e.seq > 1]).values_list(
-            "seq", "hash"
-        )
-    )
+    wanted = [e.seq - 1 for e in events if e.seq is not None and e.seq > 1]
+    before = dict(AuditEvent.objects.filter(seq__in=wanted).values_list("seq", "hash"))
     before[0] = GENESIS_HASH
-    return [_entry(e, frames, prev_hash=before.get(e.seq - 1)) for e in events]
+    return [
+        _entry(e, frames, prev_hash=before.get(e.seq - 1) if e.seq is not None else None)
+        for e in events
+    ]
 
 
 def _problem(event: AuditEvent, *, prev_hash: str | None) -> str:
+    if event.seq is None:
+        if event.hash is not None or event.prev_hash is not None:
+            return "half sealed (a hash without a place in the chain)"
+        return ""  # not sealed yet: nothing to check, shown as pending
     if digest_of(event) != event.hash:
         return "content does not match its hash (edited)"
     if prev_hash is None:
@@ -231,7 +244,7 @@ def _entry(event: AuditEvent, frames: Mapping[int, int], *, prev_hash: str | Non
         object_id=event.object_id,
         phase=_phase(event),
         context=_is_context(event),
-        verified=not problem,
+        verified=not problem and event.seq is not None,
         problem=problem,
     )
 
@@ -295,6 +308,12 @@ _SUMMARIES: dict[str, _Summary] = {
     "frame.included": lambda p, f: f"Put {_frame(f, p.get('frame'))} back",
     "mask.saved": lambda p, f: (
         f"Mask on {_frame(f, p.get('frame'))}: {p.get('area')} px ({p.get('engine')})"
+        + (f", {p['kind']}" if p.get("kind") else "")
+    ),
+    "mask.changed": lambda p, f: (
+        f"Corrected a mask on {_frame(f, p.get('frame'))}: "
+        f"{(p.get('before') or {}).get('area')} px {(p.get('before') or {}).get('kind')} → "
+        f"{(p.get('after') or {}).get('area')} px {(p.get('after') or {}).get('kind')}"
     ),
     "mask.deleted": lambda p, f: f"Deleted a mask on {_frame(f, p.get('frame'))}",
     "rating.submitted": lambda p, f: (

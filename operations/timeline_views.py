@@ -56,7 +56,8 @@ def timeline(request: HttpRequest, railcar_id: int) -> HttpResponse:
         "consensus": getattr(railcar, "consensus", None),
         "label": FinalLabel.objects.current().filter(railcar=railcar).first(),
         "phases": by_phase(entries),
-        "broken": [e for e in entries if not e.verified],
+        "broken": [e for e in entries if e.problem],
+        "pending": sum(1 for e in entries if not e.sealed),
         "events": len(entries),
         # The whole chain, as the audit page does: a deleted event leaves every remaining one
         # of this railcar intact, only the walk from the genesis notices the gap.

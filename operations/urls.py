@@ -10,6 +10,7 @@ urlpatterns = [
         "ops/railcars/<int:railcar_id>/timeline/", timeline_views.timeline, name="railcar-timeline"
     ),
     path("ml/schedules/", schedule_views.schedules, name="schedules"),
+    path("ml/schedules/<int:pk>/run/", schedule_views.run_now, name="schedule-run"),
     # Operator review (operations/operate_views.py).
     path("operate/", operate_views.operate, name="operate"),
     path("operate/feed.json", operate_views.feed, name="operate-feed"),

@@ -9,7 +9,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from operations.webhook_models import WebhookEndpoint
+from operations.models import WebhookEndpoint
 from scrapannot import audit
 
 

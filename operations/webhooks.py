@@ -18,32 +18,30 @@ a permanent failure (redirects are not followed: one could point at an internal 
 import datetime as dt
 import hashlib
 import hmac
-import ipaddress
 import json
-import socket
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from labeling.models import Railcar
-from operations.reports import unloading_report
-from operations.webhook_models import (
+from operations.models import (
     WebhookAttempt,
     WebhookDelivery,
     WebhookEndpoint,
     WebhookEvent,
 )
+from operations.reports import unloading_report
+from operations.webhook_destinations import UnsafeDestination, check_destination
 from scrapannot import audit
+from scrapannot.enqueue import enqueue
 
 SIGNATURE_HEADER = "X-Scrapannot-Signature"
 TIMESTAMP_HEADER = "X-Scrapannot-Timestamp"
@@ -54,11 +52,9 @@ RETRYABLE_CODES = {408, 429}
 # enqueue, or was restarted without persistence): the reconciler sends it again. Well above the
 # task's time limit (report_tasks.WEBHOOK_TIME_LIMIT_S), so a live attempt is never doubled.
 STALLED_AFTER_S = 300
+# operations.report_tasks.deliver_webhook, enqueued by name (the task module imports this one).
+DELIVER_TASK = "operations.deliver_webhook"
 Status = WebhookDelivery.Status
-
-
-class UnsafeDestination(Exception):
-    """The endpoint's host resolves to an address webhooks must not reach."""
 
 
 def _config(name: str) -> Any:
@@ -69,48 +65,6 @@ def sign(body: bytes, secret: str) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def check_destination(url: str) -> None:
-    """Refuse a URL that is not http(s), or whose host resolves to a link-local (cloud metadata
-    lives at 169.254.169.254), multicast, reserved or unspecified address, or to a private or
-    loopback one unless OPERATIONS_REPORTS["WEBHOOK_ALLOW_PRIVATE"]. Every resolved address is
-    checked: a name with one bad address is refused."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UnsafeDestination("only http and https URLs with a host")
-    try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise UnsafeDestination(f"host {parts.hostname!r} does not resolve ({exc})") from exc
-    allow_private = bool(_config("WEBHOOK_ALLOW_PRIVATE"))
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0].split("%")[0])
-        mapped = getattr(address, "ipv4_mapped", None)
-        address = mapped or address
-        if address.is_link_local or address.is_multicast or address.is_unspecified:
-            raise UnsafeDestination(f"{parts.hostname} resolves to {address} (link-local/special)")
-        if address.is_private or address.is_loopback:
-            if not allow_private:
-                raise UnsafeDestination(f"{parts.hostname} resolves to private {address}")
-        elif address.is_reserved:
-            raise UnsafeDestination(f"{parts.hostname} resolves to reserved {address}")
-
-
-def validate_endpoint(endpoint: WebhookEndpoint) -> None:
-    """Model validation (the admin form): a reachable, allowed URL and known event types."""
-    errors: dict[str, str] = {}
-    try:
-        check_destination(endpoint.url)
-    except UnsafeDestination as exc:
-        errors["url"] = str(exc)
-    unknown = set(endpoint.event_types or []) - set(WebhookEvent.values)
-    if unknown:
-        errors["event_types"] = f"unknown events {sorted(unknown)}; known: {WebhookEvent.values}"
-    if not isinstance(endpoint.lines, list) or not all(isinstance(x, str) for x in endpoint.lines):
-        errors["lines"] = "a list of line names (empty: every line)"
-    if errors:
-        raise ValidationError(errors)
-
-
 def _body(*, uid: str, event: str, report: dict[str, Any]) -> str:
     payload = {"delivery": uid, "event": event, "occurred_at": timezone.now().isoformat(),
                "report": report}  # fmt: skip
@@ -118,10 +72,7 @@ def _body(*, uid: str, event: str, report: dict[str, Any]) -> str:
 
 
 def _enqueue(delivery: WebhookDelivery) -> None:
-    from operations.report_tasks import deliver_webhook
-    from scrapannot.enqueue import enqueue
-
-    transaction.on_commit(lambda: enqueue(deliver_webhook, delivery.pk, 1))
+    transaction.on_commit(lambda: enqueue(DELIVER_TASK, delivery.pk, 1))
 
 
 def report_changed(*, railcar: Railcar, event: str) -> list[WebhookDelivery]:
@@ -269,16 +220,13 @@ def attempt_delivery(*, delivery_id: int, attempt: int) -> float | None:
 def resend_stalled(*, now: dt.datetime | None = None) -> int:
     """Enqueue the next attempt of every pending delivery whose message seems lost; how many.
     Safe against a message that was only late: the attempt number gates each send."""
-    from operations.report_tasks import deliver_webhook
-    from scrapannot.enqueue import enqueue
-
     cutoff = (now or timezone.now()) - dt.timedelta(seconds=STALLED_AFTER_S)
     stalled = WebhookDelivery.objects.filter(status=Status.PENDING).filter(
         Q(next_attempt_at__lt=cutoff) | Q(next_attempt_at__isnull=True, created_at__lt=cutoff)
     )
     sent = 0
     for pk, attempts in stalled.values_list("pk", "attempts").iterator():
-        sent += enqueue(deliver_webhook, pk, attempts + 1)
+        sent += enqueue(DELIVER_TASK, pk, attempts + 1)
     return sent
 
 

@@ -24,7 +24,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
     list_display = ["seq", "created_at", "actor_label", "action", "object_type", "object_id"]
     list_filter = ["action", "object_type"]
     search_fields = ["object_id", "actor_label", "action"]
-    ordering = ["-seq"]
+    ordering = ["-id"]
 
 
 # -- Third-party registrations, re-registered audited -------------------------------------------

@@ -1,64 +1,50 @@
 """The tamper-evident audit trail: append events, verify the chain.
 
-Every event stores the SHA-256 of (previous event's hash + its own canonical content). Appends are
-serialized (a PostgreSQL advisory lock held to commit; SQLite's write lock) so the chain never
-forks; `seq` is unique besides, so a lost race fails loudly instead of branching.
+Every sealed event stores the SHA-256 of (previous event's hash + its own canonical content).
+`record` only inserts the event, unsealed, in the caller's transaction: no lock on the chain, so
+ratings, leases and masks do not queue behind one another. The sequencer
+(`scrapannot.audit_seal`) seals committed events in id order within seconds; `seq` and `hash`
+are unique, so the chain cannot fork. On SQLite (the first-run default, one writer at a time
+anyway) `record` seals inline, in the same transaction (`AUDIT_SEAL_INLINE`).
 """
 
 import dataclasses
-import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import connection, models, transaction
+from django.db import models, transaction
 from django.utils import timezone
 
+from scrapannot.audit_chain import (
+    GENESIS_HASH,
+    canonical_json,
+    digest_of,
+    event_digest,
+)
+from scrapannot.audit_seal import Backlog, backlog, seal_batch, seal_pending
 from scrapannot.models import AuditEvent
 
-GENESIS_HASH = "0" * 64
+__all__ = [
+    "GENESIS_HASH",
+    "SYSTEM",
+    "Backlog",
+    "ChainReport",
+    "backlog",
+    "canonical_json",
+    "digest_of",
+    "event_digest",
+    "record",
+    "seal_pending",
+    "verify_and_record",
+    "verify_chain",
+    "verify_since_checkpoint",
+]
+
 SYSTEM = "system"
-# An arbitrary constant: the advisory lock key that serializes appends to the chain.
-_CHAIN_LOCK_KEY = 0x5C4A_A0D1
-
-
-def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def event_digest(
-    *,
-    prev_hash: str,
-    seq: int,
-    created_at: Any,
-    actor_id: int | None,
-    actor_label: str,
-    action: str,
-    object_type: str,
-    object_id: str,
-    payload: Any,
-) -> str:
-    content = canonical_json(
-        {
-            "seq": seq,
-            "created_at": created_at.isoformat(),
-            "actor_id": actor_id,
-            "actor_label": actor_label,
-            "action": action,
-            "object_type": object_type,
-            "object_id": object_id,
-            "payload": payload,
-        }
-    )
-    return hashlib.sha256((prev_hash + content).encode()).hexdigest()
-
-
-def _lock_chain() -> None:
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK_KEY])
 
 
 def record(
@@ -70,48 +56,32 @@ def record(
     payload: dict[str, Any] | None = None,
 ) -> AuditEvent:
     """Append one event. Call it inside the transaction that does the audited change, so that
-    the event and the change commit or roll back together.
+    the event and the change commit or roll back together. It takes no lock: the event is sealed
+    into the chain after it commits (`seq` and `hash` stay None until then).
 
-    The chain's lock is held until that transaction commits: take every row lock the transaction
-    needs *before* the first `record`, or two transactions can deadlock (one holding a row and
-    waiting for the chain, the other holding the chain and waiting for the row)."""
-    # Round-trip through JSON so the hash is computed over exactly what the database returns.
+    With `AUDIT_SEAL_INLINE` (SQLite, no broker) it seals at once, and on PostgreSQL that holds
+    the sequencer's lock until the transaction commits: take every row lock the transaction
+    needs *before* the first `record`, or two transactions can deadlock (the "row locks first"
+    comments at the callers)."""
+    # Round-trip through JSON so the stored payload is plain JSON values.
     clean_payload = json.loads(canonical_json(payload or {}))
     label = actor_label or (actor.get_username() if actor is not None else SYSTEM)
-    object_type = obj._meta.label_lower if obj is not None else ""
-    object_id = str(obj.pk) if obj is not None else ""
     # No savepoint: the event belongs to the caller's transaction, and a failure here must roll
-    # back the change it records anyway (two queries fewer per audited action).
+    # back the change it records anyway.
     with transaction.atomic(savepoint=False):
-        _lock_chain()
-        last = AuditEvent.objects.order_by("-seq").values("seq", "hash").first()
-        seq = last["seq"] + 1 if last else 1
-        prev_hash = last["hash"] if last else GENESIS_HASH
-        created_at = timezone.now()
-        actor_id = actor.pk if actor is not None else None
-        digest = event_digest(
-            prev_hash=prev_hash,
-            seq=seq,
-            created_at=created_at,
-            actor_id=actor_id,
+        event = AuditEvent.objects.create(
+            created_at=timezone.now(),
+            actor_id=actor.pk if actor is not None else None,
             actor_label=label,
             action=action,
-            object_type=object_type,
-            object_id=object_id,
+            object_type=obj._meta.label_lower if obj is not None else "",
+            object_id=str(obj.pk) if obj is not None else "",
             payload=clean_payload,
         )
-        return AuditEvent.objects.create(
-            seq=seq,
-            created_at=created_at,
-            actor_id=actor_id,
-            actor_label=label,
-            action=action,
-            object_type=object_type,
-            object_id=object_id,
-            payload=clean_payload,
-            prev_hash=prev_hash,
-            hash=digest,
-        )
+        if settings.AUDIT_SEAL_INLINE:
+            seal_batch()
+            event.refresh_from_db(fields=["seq", "prev_hash", "hash"])
+    return event
 
 
 @dataclass(frozen=True)
@@ -126,21 +96,6 @@ class ChainReport:
     # recorded at `checkpoint_at` (see verify_since_checkpoint).
     from_seq: int = 1
     checkpoint_at: Any = None
-
-
-def digest_of(event: AuditEvent) -> str:
-    """The hash an event's stored content gives (equal to `event.hash` unless edited)."""
-    return event_digest(
-        prev_hash=event.prev_hash,
-        seq=event.seq,
-        created_at=event.created_at,
-        actor_id=event.actor_id,
-        actor_label=event.actor_label,
-        action=event.action,
-        object_type=event.object_type,
-        object_id=event.object_id,
-        payload=event.payload,
-    )
 
 
 def _events(after_seq: int = 0) -> Iterator[AuditEvent]:
@@ -230,7 +185,7 @@ def verify_since_checkpoint() -> ChainReport:
     Tampering with an event older than the checkpoint shows here only after the next full check
     (`manage.py audit_verify` runs one at any time)."""
     verdict = (
-        AuditEvent.objects.filter(action__in=["audit.verified", "audit.broken"])
+        AuditEvent.objects.filter(action__in=["audit.verified", "audit.broken"], seq__isnull=False)
         .order_by("-seq")
         .first()
     )
@@ -245,8 +200,9 @@ def verify_since_checkpoint() -> ChainReport:
 
 
 def verify_and_record() -> ChainReport:
-    """The scheduled check: verify the chain and leave the verdict in the chain itself, so the
-    trail shows when it was last known good."""
+    """The scheduled check: seal what has committed, verify the chain and leave the verdict in the
+    chain itself, so the trail shows when it was last known good."""
+    seal_pending()
     report = verify_chain()
     record(
         action="audit.verified" if report.ok else "audit.broken",
@@ -258,4 +214,5 @@ def verify_and_record() -> ChainReport:
             "reason": report.reason,
         },
     )
+    seal_pending()  # the verdict is the pages' checkpoint from now on
     return report

@@ -20,7 +20,7 @@ def search_events(
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> QuerySet[AuditEvent]:
-    events = AuditEvent.objects.order_by("-seq")
+    events = AuditEvent.objects.order_by("-id")
     if action:
         events = events.filter(action=action)
     if actor:

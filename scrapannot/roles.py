@@ -1,6 +1,6 @@
 """Roles are Django groups; these names are the only place they are spelled."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from enum import StrEnum
 from functools import wraps
 from typing import Any
@@ -26,12 +26,19 @@ def user_roles(user: AbstractBaseUser | AnonymousUser) -> set[Role]:
         return set()
     cached = getattr(user, "_scrapannot_roles", None)
     if cached is None:
-        names = set(user.groups.values_list("name", flat=True))
-        cached = {role for role in Role if role.value in names}
-        if user.is_superuser:
-            cached.add(Role.ADMIN)
-        user._scrapannot_roles = cached
+        cached = remember_roles(user, group_names=user.groups.values_list("name", flat=True))
     return cached
+
+
+def remember_roles(user: AbstractBaseUser, *, group_names: Iterable[str | None]) -> set[Role]:
+    """Keep the user's roles, read from its groups' names, on the user object for this request
+    (the API's token check reads the names in its own query: `scrapannot.api_auth`)."""
+    names = set(group_names)
+    roles = {role for role in Role if role.value in names}
+    if user.is_superuser:
+        roles.add(Role.ADMIN)
+    user._scrapannot_roles = roles
+    return roles
 
 
 def has_role(user: AbstractBaseUser | AnonymousUser, *roles: Role) -> bool:

@@ -195,7 +195,7 @@ DATA_UPLOAD_MAX_NUMBER_FILES = env_int("DATA_UPLOAD_MAX_NUMBER_FILES", 1000)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "scrapannot.api_auth.RoleTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -212,6 +212,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Every operation's error answers (401, 403, 404, 400, 409, 503), which the views share.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "scrapannot.api_schema.document_error_answers",
+    ],
 }
 
 # Celery: without a broker the first run executes tasks in-process.
@@ -219,6 +224,18 @@ SPECTACULAR_SETTINGS = {
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "") or "memory://"
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", CELERY_BROKER_URL == "memory://")
 CELERY_TASK_EAGER_PROPAGATES = True
+
+# The audit trail (scrapannot.audit): requests insert events unsealed, and the sequencer, run by
+# Celery beat every second, seals them. Without a broker there is no beat, and SQLite has one
+# writer at a time anyway: there `record` seals inline, in the caller's transaction (the first-run
+# demo needs nothing else). An event unsealed for longer than the bound is an alarm (the audit
+# page, `manage.py audit_verify`).
+AUDIT_SEAL_INLINE = env_bool(
+    "AUDIT_SEAL_INLINE",
+    CELERY_BROKER_URL == "memory://"
+    or DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3",
+)
+AUDIT_SEAL_MAX_DELAY_SECONDS = env_int("AUDIT_SEAL_MAX_DELAY_SECONDS", 10)
 CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or None
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -271,6 +288,8 @@ SCRAPANNOT = {
     # restart, a dead worker, an enqueue refused after commit): the reconciler enqueues it again.
     # Longer than the quality check's time limit (600 s), so a live check is never doubled.
     "RECONCILE_AFTER_S": env_int("SCRAPANNOT_RECONCILE_AFTER", 660),
+    # An open (live) unloading that has received no frames this long is closed by the reconciler.
+    "LIVE_IDLE_CLOSE_S": env_int("SCRAPANNOT_LIVE_IDLE_CLOSE", 7200),
 }
 
 # Segment-anything: a local checkpoint (weights are never downloaded). Empty: the OpenCV engine.

@@ -7,7 +7,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from scrapannot import policy
-from scrapannot.audit import verify_chain, verify_since_checkpoint
+from scrapannot.audit import backlog, verify_chain, verify_since_checkpoint
 from scrapannot.audit_search import AuditFilterForm, pretty_payload, search_events
 from scrapannot.health import health
 from scrapannot.models import AuditEvent
@@ -38,7 +38,8 @@ def audit_trail(request: HttpRequest) -> HttpResponse:
     query = request.GET.copy()
     query.pop("page", None)
     context = {
-        "report": report, "form": form, "page": page, "rows": rows, "query": query.urlencode()
+        "report": report, "form": form, "page": page, "rows": rows, "query": query.urlencode(),
+        "backlog": backlog(),
     }  # fmt: skip
     return render(request, "scrapannot/audit.html", context)
 

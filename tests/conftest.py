@@ -27,6 +27,14 @@ def _isolated_media(settings, tmp_path: Path) -> None:
     settings.MEDIA_ROOT = tmp_path / "media"
 
 
+@pytest.fixture(autouse=True)
+def _audit_sealed_by_the_sequencer(settings) -> None:
+    """Production's audit path whatever the environment (a run without a broker would seal
+    inline): events are recorded unsealed, and tests that read the chain seal first
+    (`audit.seal_pending`, what the sequencer runs)."""
+    settings.AUDIT_SEAL_INLINE = False
+
+
 @pytest.fixture
 def on_postgresql(db) -> None:
     assert connection.vendor == "postgresql", (
@@ -125,3 +133,14 @@ def jpeg_bytes(
 @pytest.fixture
 def make_jpeg() -> Callable[..., bytes]:
     return jpeg_bytes
+
+
+@pytest.fixture
+def loop_schedules(db) -> None:
+    """The migrations' schedules of the learning loop (a transactional test's flush may have
+    removed them): rater calibration, retraining and scoring."""
+    from django_celery_beat.models import CrontabSchedule, PeriodicTask
+
+    crontab = CrontabSchedule.objects.get_or_create(minute="0", hour="3", day_of_week="*")[0]
+    for task in ("adjudication.estimate_calibrations", "mlloop.retrain", "mlloop.score_railcars"):
+        PeriodicTask.objects.get_or_create(task=task, defaults={"name": task, "crontab": crontab})

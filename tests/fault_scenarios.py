@@ -1,13 +1,14 @@
 """Faults injected into a `Stack` (tests/fault_stack.py), each returning what a client saw and
 what was left afterwards. The fault tests assert on these; `bin/bench faults` prints them."""
 
+import json
 import threading
 import time
 from dataclasses import dataclass, field
 from itertools import count
 
 from tests.fault_stack import Stack
-from tests.faults import post_unloading
+from tests.faults import http_call, post_unloading
 from tests.labeling.unloadings import Unloading, named_layers_unloading
 
 _serial = count(1)
@@ -22,6 +23,8 @@ class FaultReport:
     stuck: int = -1
     duplicates: int = -1
     recovery_s: float = -1.0
+    ratings_answered: int = -1  # ratings answered 201 (scenarios with annotators)
+    ratings_stored: int = -1
 
     @property
     def server_errors(self) -> int:
@@ -93,6 +96,78 @@ def postgres_restart(stack: Stack, *, down_s: float = 3.0, after: int = 4) -> Fa
         post(stack, report, new_unloading())
     report.server_errors_after_recovery = report.server_errors - before
     return _finish(stack, report, started)
+
+
+NEXT, RATE = "/api/v1/assignments/next/", "/api/v1/assignments/{}/rating/"
+
+
+def _annotator_turn(stack: Stack, report: FaultReport, token: str, rated: list[str]) -> None:
+    """One "next railcar, then rate it" of an annotator; the uid of every rating answered 201."""
+    headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
+    try:
+        status, body = http_call(stack.web.port, "POST", NEXT, b"{}", headers)
+    except OSError:
+        status, body = 599, b""
+    report.tally(status)
+    if status != 200:
+        time.sleep(0.2)  # no work (204), or the database is down (503): wait a little
+        return
+    uid = json.loads(body)["id"]
+    rating = json.dumps({"contamination_pct": "4.0", "grade": "3A", "seconds_spent": 30})
+    try:
+        status = http_call(stack.web.port, "POST", RATE.format(uid), rating.encode(), headers)[0]
+    except OSError:
+        status = 599
+    report.tally(status)
+    if status == 201:
+        rated.append(uid)
+
+
+def postgres_restart_under_rating_load(
+    stack: Stack, *, railcars: int = 6, annotators: int = 4, down_s: float = 3.0
+) -> FaultReport:
+    """PostgreSQL stopped and started while annotators lease and rate: every rating answered
+    201 is stored once, no railcar gets more raters than it needs, no 500 once it is back, and
+    the railcars completed meanwhile are aggregated (`stuck` counts `rated` ones left)."""
+    report = FaultReport("PostgreSQL restarted under rating load")
+    tokens = stack.annotator_tokens(annotators)
+    # The test frames are noise JPEGs, which the blur check fails: let them into the pool.
+    stack.set_policy("quality.min_sharpness", 0.0)
+    for _ in range(railcars):
+        post(stack, FaultReport("setup"), new_unloading(layers=3))
+    stack.recover()  # every railcar checked: in the pool (or the attention list)
+    stop = threading.Event()
+    rated: list[str] = []
+
+    def keep_rating(token: str) -> None:
+        while not stop.is_set():
+            _annotator_turn(stack, report, token, rated)
+
+    threads = [threading.Thread(target=keep_rating, args=(t,)) for t in tokens]
+    for thread in threads:
+        thread.start()
+    time.sleep(1.5)
+    stack.pg.stop()
+    time.sleep(down_s)
+    stack.pg.start()
+    started = time.monotonic()
+    stop.set()
+    for thread in threads:
+        thread.join()
+    before = report.server_errors
+    for token in tokens:
+        _annotator_turn(stack, report, token, rated)
+    report.server_errors_after_recovery = report.server_errors - before
+    _finish(stack, report, started)
+    report.ratings_answered = len(rated)
+    report.ratings_stored = stack.query("SELECT count(*) FROM labeling_rating")[0][0]
+    (over,) = stack.query(
+        "SELECT count(*) FROM labeling_railcar r WHERE (SELECT count(*) FROM labeling_rating x "
+        "JOIN labeling_assignment a ON a.id = x.assignment_id WHERE a.railcar_id = r.id) "
+        "> r.raters_needed"
+    )
+    report.duplicates += over[0] + len(rated) - len(set(rated))
+    return report
 
 
 def worker_killed_mid_check(stack: Stack) -> FaultReport:

@@ -32,6 +32,18 @@ print(Token.objects.create(user=user).key)
 """
 
 
+ANNOTATORS_SCRIPT = """
+import django; django.setup()
+from django.contrib.auth.models import Group, User
+from rest_framework.authtoken.models import Token
+group = Group.objects.get_or_create(name="annotator")[0]
+for i in range(%d):
+    user = User.objects.create_user(f"rater-faults-{i}")
+    user.groups.add(group)
+    print(Token.objects.create(user=user).key)
+"""
+
+
 class Stack:
     def __init__(self, folder: Path, *, reconcile_after_s: int = 3, web_workers: int = 2) -> None:
         self.folder = folder
@@ -63,6 +75,17 @@ class Stack:
         self.token = self._python(TOKEN_SCRIPT).strip().splitlines()[-1]
         self.web.start()
         self.worker.start(queues="celery,quality")
+
+    def set_policy(self, key: str, value: object) -> None:
+        self._python(
+            "import django; django.setup()\n"
+            "from scrapannot.policy import set_policy\n"
+            f"set_policy(key={key!r}, value={value!r}, actor=None)\n"
+        )
+
+    def annotator_tokens(self, count: int) -> list[str]:
+        """API tokens of `count` new annotators."""
+        return self._python(ANNOTATORS_SCRIPT % count).split()[-count:]
 
     def stop(self) -> None:
         self.web.stop()

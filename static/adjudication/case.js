@@ -104,12 +104,17 @@ function renderFrameInfo(frame) {
     li.dataset.rater = letter;
     li.style.setProperty("--rater", `rgb(${colours.get(letter).join(",")})`);
     const exclusion = excludedBy(frame.id).find((e) => e.rater === letter);
-    const count = (masksOn.get(frame.id) || []).filter((m) => m.rater === letter).length;
+    const theirs = (masksOn.get(frame.id) || []).filter((m) => m.rater === letter);
+    const count = theirs.length;
+    // The inclusion kinds the rater gave their masks on this frame, e.g. "soil ×2, wood".
+    const kinds = Object.entries(
+      theirs.reduce((n, m) => ({ ...n, [m.kind]: (n[m.kind] || 0) + 1 }), {}),
+    ).map(([kind, n]) => (n > 1 ? `${kind} ×${n}` : kind));
     li.classList.toggle("off", state.hidden.has(letter));
     li.classList.toggle("excluded", Boolean(exclusion));
     li.textContent = exclusion
       ? `Rater ${letter}: excluded, ${exclusion.code}${exclusion.note ? ` (${exclusion.note})` : ""}`
-      : `Rater ${letter}: ${count} mask${count === 1 ? "" : "s"}`;
+      : `Rater ${letter}: ${count} mask${count === 1 ? "" : "s"}${count ? ` (${kinds.join(", ")})` : ""}`;
     return li;
   });
   $("adj-frame-info").replaceChildren(...items);

@@ -9,11 +9,14 @@ const POSITIVE = "#34d399";
 const NEGATIVE = "#f87171";
 
 export class Viewer {
-  constructor(canvas, { onPoint, onBox, onZoom }) {
+  constructor(canvas, { onPoint, onBox, onZoom, onPaint }) {
     this.canvas = canvas;
     this.ctx = canvas.getContext("2d");
     this.onPoint = onPoint;
     this.onBox = onBox;
+    // With a paint mode ("brush" or "eraser"), a press and its drag paint instead of prompting.
+    this.onPaint = onPaint || (() => {});
+    this.paintMode = null;
     this.onZoom = onZoom || (() => {});
     this.scene = { image: null, overlays: [], prompts: null, dim: false };
     this.scale = 1;
@@ -133,10 +136,20 @@ export class Viewer {
     });
   }
 
+  setPaint(mode) {
+    this.paintMode = mode;
+    this.canvas.classList.toggle("painting", Boolean(mode));
+  }
+
   press(e) {
     if (!this.size) return;
     this.canvas.setPointerCapture(e.pointerId);
     const pan = e.button === 1 || (e.button === 0 && this.spaceHeld);
+    if (this.paintMode && !pan) {
+      this.gesture = { paint: true };
+      this.onPaint(this.clamp(this.toFrame(e.clientX, e.clientY)), { start: true });
+      return;
+    }
     const label = e.button === 2 || e.shiftKey || e.altKey ? 0 : 1;
     this.gesture = { pan, label, x: e.clientX, y: e.clientY, start: this.toFrame(e.clientX, e.clientY) };
     if (pan) e.preventDefault();
@@ -145,6 +158,10 @@ export class Viewer {
   move(e) {
     const g = this.gesture;
     if (!g) return;
+    if (g.paint) {
+      this.onPaint(this.clamp(this.toFrame(e.clientX, e.clientY)), { start: false });
+      return;
+    }
     if (g.pan) {
       this.ox += e.clientX - g.x;
       this.oy += e.clientY - g.y;
@@ -161,7 +178,7 @@ export class Viewer {
   release(e) {
     const g = this.gesture;
     this.gesture = null;
-    if (!g || g.pan) return;
+    if (!g || g.pan || g.paint) return;
     if (g.box) {
       const [[ax, ay], [bx, by]] = g.box;
       const box = [Math.min(ax, bx), Math.min(ay, by), Math.max(ax, bx), Math.max(ay, by)];

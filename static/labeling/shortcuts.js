@@ -15,6 +15,7 @@ export const HELP = [
   ["Masks", "z · Backspace", "undo the last point or box"],
   ["Masks", "Esc", "clear the points and box"],
   ["Masks", "Delete", "delete the selected mask"],
+  ["Masks", "✎ then clicks · Brush · Eraser", "correct an accepted mask; Enter keeps it, Esc drops it"],
   ["Frames", "n · →", "next frame"],
   ["Frames", "p · ←", "previous frame"],
   ["Frames", "↓ · ↑", "next / previous layer"],

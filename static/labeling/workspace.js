@@ -7,6 +7,7 @@ import { Viewer } from "./canvas.js";
 import { Filmstrip, frameList } from "./filmstrip.js";
 import { imageLoader, layerStep, statusLine } from "./frames.js";
 import { LeaseClock } from "./lease.js";
+import { maskActions } from "./maskactions.js";
 import { MaskTool } from "./masktool.js";
 import { renderPanel } from "./panel.js";
 import { RatingForm } from "./rating.js";
@@ -31,9 +32,11 @@ const MASK_FILL = [251, 191, 36, 100];
 const MASK_EDGE = [254, 240, 138, 255];
 
 const state = {
-  frames: [], current: 0, exclusions: new Map(), masks: [], selected: null,
-  prefix: null, done: false, saving: false,
+  frames: [], current: 0, exclusions: new Map(), masks: [], selected: null, editing: null,
+  brush: null, paint: null, kind: "other", prefix: null, done: false, saving: false,
 };
+// The policy list of inclusion kinds, [value, label] pairs (labeling.InclusionKind).
+const KINDS = JSON.parse($("ws-kinds").textContent);
 const image = imageLoader((id) => urls.image(id));
 const overlays = new Map();
 const codeButtons = [...$("ws-codes").querySelectorAll("button")];
@@ -45,6 +48,10 @@ const viewer = new Viewer($("ws-canvas"), {
   onPoint: (point, label) => prompt(() => tool.addPoint(point, label)),
   onBox: (box) => prompt(() => tool.setBox(box)),
   onZoom: (scale) => { $("ws-zoom").textContent = `${Math.round(scale * 100)} %`; },
+  onPaint: (point, { start }) => {
+    paintAt(point, start);
+    render();
+  },
 });
 const rating = new RatingForm({
   url: urls.rating, seconds: () => (timer ? timer.seconds : 0), onDone: finish, onError: fail,
@@ -122,6 +129,10 @@ function fail(error) {
 
 function prompt(change) {
   if (state.done) return;
+  if (state.brush) {
+    flash("Keep the painted correction (Enter) or drop it (Esc) before adding clicks.");
+    return;
+  }
   if (state.exclusions.has(current().id)) {
     flash("This frame is excluded: include it again (x) to draw masks on it.");
     return;
@@ -141,6 +152,7 @@ async function showFrame(index) {
   const keepView = before && !viewer.isFit();
   state.current = index;
   state.selected = null;
+  if (state.editing) stopEditing(); // a correction belongs to its frame
   tool.reset(current().id);
   render();
   let img;
@@ -169,7 +181,7 @@ function render() {
   const frame = current();
   if (!frame) return;
   const masks = state.masks.filter((m) => m.frame === frame.id);
-  renderPanel({ state, frame, masks, tool, codeLabel, layers: filmstrip.layers.length });
+  renderPanel({ state, frame, masks, tool, codeLabel, layers: filmstrip.layers.length, kinds: KINDS });
   filmstrip.update(state.current, {
     excluded: (id) => state.exclusions.get(id)?.code || null,
     maskCount: (id) => state.masks.filter((m) => m.frame === id).length,
@@ -177,7 +189,11 @@ function render() {
   const fresh = tool.proposal && JSON.stringify(tool.proposal.prompts) === JSON.stringify(tool.prompts);
   viewer.show({
     overlays: [
-      ...masks.map((m) => ({ canvas: overlay(m), alpha: m.id === state.selected ? 1 : 0.6 })),
+      // The mask being corrected is drawn by its proposal or its brush strokes instead.
+      ...masks
+        .filter((m) => !(m.id === state.editing && (tool.proposal || state.brush)))
+        .map((m) => ({ canvas: overlay(m), alpha: m.id === state.selected ? 1 : 0.6 })),
+      ...(state.brush ? [{ canvas: state.brush.canvas, alpha: 1 }] : []),
       ...(tool.proposal ? [{ canvas: tool.proposal.canvas, alpha: fresh ? 1 : 0.5 }] : []),
     ],
     prompts: tool.prompts,
@@ -221,39 +237,9 @@ const include = () => saving(async () => {
   flash("Frame included again");
 });
 
-const accept = () => saving(async () => {
-  const frameId = tool.frameId;
-  if (!tool.ready) {
-    flash("Add a point on the inclusion, or a box, first.");
-    return;
-  }
-  const proposal = await tool.settled();
-  if (!proposal || tool.frameId !== frameId) return;
-  if (!proposal.area) {
-    flash("The proposal is empty: move the point or the box.");
-    return;
-  }
-  const { rle, prompts, engine } = proposal;
-  const mask = await api(urls.masks(frameId), { method: "POST", body: { rle, prompts, engine } });
-  state.masks.push(mask);
-  state.selected = mask.id;
-  tool.reset(frameId);
-  flash(`Mask saved (${mask.area.toLocaleString()} px)`);
+const { accept, deleteMask, startEditing, stopEditing, changeKind, setPaint, paintAt } = maskActions({
+  state, tool, urls, overlays, saving, flash, current, viewer,
 });
-
-const deleteMask = (id = state.selected) => {
-  if (!id) {
-    flash("Select a mask in the list first.");
-    return;
-  }
-  return saving(async () => {
-    await api(urls.mask(id), { method: "DELETE" });
-    state.masks = state.masks.filter((m) => m.id !== id);
-    overlays.delete(id);
-    if (state.selected === id) state.selected = null;
-    flash("Mask deleted");
-  });
-};
 
 function finish(recorded, { already = false } = {}) {
   const seconds = timer && !already ? timer.seconds : 0;
@@ -308,7 +294,8 @@ const actions = {
   accept, undo: () => tool.undo(), deleteMask, submit: () => rating.submit(), help: toggleHelp,
   guidelines: toggleGuidelines,
   clear: () => {
-    if (!tool.empty) tool.clear();
+    if (state.editing) { stopEditing(); render(); }
+    else if (!tool.empty) tool.clear();
     else if (state.selected) { state.selected = null; render(); }
   },
   nextFrame: () => showFrame(state.current + 1),
@@ -346,7 +333,9 @@ function wire() {
   $("ws-include").addEventListener("click", () => include());
   $("ws-accept").addEventListener("click", () => accept());
   $("ws-undo").addEventListener("click", () => tool.undo());
-  $("ws-clear").addEventListener("click", () => tool.clear());
+  $("ws-brush").addEventListener("click", () => { setPaint("brush"); render(); });
+  $("ws-eraser").addEventListener("click", () => { setPaint("eraser"); render(); });
+  $("ws-clear").addEventListener("click", () => (state.editing ? (stopEditing(), render()) : tool.clear()));
   $("ws-help-open").addEventListener("click", toggleHelp);
   $("ws-help-close").addEventListener("click", toggleHelp);
   $("ws-guidelines-open").addEventListener("click", toggleGuidelines);
@@ -363,9 +352,17 @@ function wire() {
   $("ws-masks").addEventListener("click", (e) => {
     const button = e.target.closest("button[data-mask]");
     if (!button) return;
-    if (button.dataset.action === "delete") deleteMask(button.dataset.mask);
-    else state.selected = state.selected === button.dataset.mask ? null : button.dataset.mask;
+    const id = button.dataset.mask;
+    if (button.dataset.action === "delete") deleteMask(id);
+    else if (button.dataset.action === "edit") startEditing(id);
+    // Selecting is idempotent: a second click on the selected mask keeps it selected (Delete
+    // and the correction act on it); Esc clears the selection.
+    else state.selected = id;
     render();
+  });
+  $("ws-masks").addEventListener("change", (e) => {
+    const select = e.target.closest("select[data-action=kind]");
+    if (select) changeKind(select.dataset.mask, select.value);
   });
   renderHelp($("ws-shortcuts"));
 }

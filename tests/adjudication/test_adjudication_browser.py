@@ -98,6 +98,8 @@ def test_a_senior_decides_the_top_case_with_the_keyboard_and_lands_on_the_next(
         )
     stage = page.locator("#adj-stage")
     expect(stage).to_have_attribute("data-drawn", "A B C")
+    # Each rater's masks on this frame with the inclusion kind they gave them.
+    expect(page.locator("#adj-frame-info li[data-rater=A]")).to_have_text("Rater A: 1 mask (other)")
     page.wait_for_timeout(100)  # the viewer draws on the next animation frame
     a_edge, b_edge = MASK_BOXES[0][:2], MASK_BOXES[1][:2]
     assert near(pixel(page, *a_edge), BLUE), pixel(page, *a_edge)

@@ -105,7 +105,7 @@ def test_agreeing_raters_give_a_final_label_with_its_provenance():
     assert not AdjudicationCase.objects.filter(railcar=railcar).exists()
     actions = list(
         AuditEvent.objects.filter(action__in=["aggregation.computed", "final_label.set"])
-        .order_by("seq")
+        .order_by("id")
         .values_list("action", flat=True)
     )
     assert actions == ["aggregation.computed", "final_label.set"]

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 
+import numpy as np
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
@@ -14,7 +15,8 @@ from django.utils import timezone
 
 from adjudication.agreement_statistics import bias_scale_mae
 from adjudication.models import AdjudicationCase, FinalLabel, RaterCalibration
-from labeling.models import Railcar, Rating
+from labeling import rle
+from labeling.models import Assignment, Mask, Railcar, Rating
 from tests.adjudication.factories import rated_railcar
 from tests.conftest import client_for
 from tests.labeling.factories import annotators
@@ -76,9 +78,10 @@ def test_the_page_only_answers_get(senior):
 
 def test_seniors_see_agreement_and_rater_quality(senior, rated, django_assert_max_num_queries):
     client = client_for(senior)
-    # Session, user, roles, lines, then ratings, labels, cases, calibrations, gold ratings: not
+    # Session, user, roles, lines, then ratings, labels, cases, calibrations, gold ratings, masks
+    # by kind: not
     # one per railcar.
-    with django_assert_max_num_queries(9):
+    with django_assert_max_num_queries(10):
         response = client.get(URL)
 
     assert response.status_code == 200
@@ -126,6 +129,26 @@ def test_rater_bias_and_scale_against_labels_set_through_the_real_path(senior, c
     assert by_name["cal1"].scale == pytest.approx(expected[1])
     assert by_name["cal1"].adjudication_rate == 0.0
     assert by_name["cal1"].calibration.offset == 0.3 and by_name["cal0"].calibration is None
+
+
+def test_the_page_counts_each_raters_masks_by_inclusion_kind(senior, rated):
+    for n, (rater, kind) in enumerate([(0, "soil"), (0, "wood"), (0, "soil"), (2, "concrete")]):
+        assignment = Assignment.objects.filter(annotator=rated[rater]).order_by("id")[n % 2]
+        frame = assignment.railcar.frames.first()
+        pixels = np.zeros((frame.height, frame.width), dtype=bool)
+        pixels[:4, :4] = True
+        Mask.objects.create(
+            assignment=assignment, frame=frame, rle=rle.encode(pixels), prompts={},
+            engine="test", area=16, kind=kind,
+        )  # fmt: skip
+
+    response = client_for(senior).get(URL)
+
+    kinds = response.context["mask_kinds"]
+    assert kinds.kinds == ["soil", "wood", "rubber", "concrete", "other"]
+    assert kinds.rows == [("insp0", [2, 1, 0, 0, 0], 3), ("insp2", [0, 0, 0, 1, 0], 1)]
+    body = response.content.decode()
+    assert 'id="mask-kinds"' in body and "<th>concrete</th>" in body
 
 
 def test_the_page_renders_with_no_data_at_all(senior):

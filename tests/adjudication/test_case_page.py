@@ -56,7 +56,8 @@ def test_the_case_page_embeds_every_raters_masks_and_exclusions_by_letter(senior
         assert mask["frame"] == str(keyframe.uid)
         pixels = rle_codec.decode(mask["rle"])
         assert pixels[y0:y1, x0:x1].all() and pixels.sum() == (x1 - x0) * (y1 - y0)
-        assert set(mask) == {"rater", "frame", "rle"}  # no mask, rating or assignment id
+        # No mask, rating or assignment id; the inclusion kind the rater chose.
+        assert set(mask) == {"rater", "frame", "rle", "kind"} and mask["kind"] == "other"
     assert evidence["exclusions"] == [
         {"rater": "C", "frame": str(second.uid), "code": "dust/smoke", "note": EXCLUSION_NOTE}
     ]

@@ -4,20 +4,26 @@ The issue's aims, on PostgreSQL and a real WSGI server (gunicorn, as README's pr
 runs it): 2,000 railcars in the pool, 32 annotators each repeating POST .../assignments/next/ then
 POST .../assignments/<id>/rating/ with random values.
 
-- closed loop, no think time: pairs per second (aim: ten times the ~13 pairs/s that mature
-  annotation servers manage here, i.e. >= 130), p50/p95/p99 of each call;
-- one second of think time between calls: p95 of each call (aim: under 50 ms);
+- closed loop, no think time: pairs per second (aim: ten times the 14.3 pairs/s Label Studio
+  1.23.2 managed here (issue 13's figure), i.e. >= 145), p50/p95/p99 of each call;
+- one second of think time between calls: p95 of each call (aim: under 30 ms);
+- the share of PostgreSQL backends waiting on an advisory lock (aim: under 5 % with threaded
+  workers), and how long audit events waited to be sealed by the sequencer (a subprocess
+  running `manage.py audit_seal --every 1`, as beat does in production);
 - misbehaving clients: a quarter of the annotators double-click every rating and try to rate an
   assignment that is someone else's;
 - after every run the rules, read from the database: no railcar above N raters, none rated twice
   by one annotator, no slot above `raters_needed`, `open_slots` consistent, every double click
   answered with the first rating and every foreign id with 404.
 
-The in-run baseline is GET /healthz (one SELECT 1) on the same server and the same client under
-the same closed loop; 13 pairs/s is an external figure, printed for reference only. Each server
+Two in-run baselines: GET /healthz (one SELECT 1) on the same server and the same client under
+the same closed loop, and the previous audit design (a config ending in `+lock`: every request
+seals its own event, holding the chain's lock until it commits, `AUDIT_SEAL_INLINE=1`); 14.3
+pairs/s is an external figure, printed for reference only. Each server
 configuration gets a fresh pool of 2,000 railcars. Beside the figures it prints the SQL of each
 call and, during each run, the machine's CPU use and what PostgreSQL's backends wait on. Run with
-`bin/bench annotator_loop` (`--seconds`, `--think-seconds`, `--configs sync:4,gthread:4x4`).
+`bin/bench annotator_loop` (`--seconds`, `--think-seconds`,
+`--configs gthread:4x4+lock,sync:4,gthread:4x4,gthread:8x4`).
 """
 
 # ruff: noqa: E402 -- Django must be set up before the models are imported.
@@ -43,10 +49,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.benchmarks.common import describe_machine, setup_django, wait_for_port
+from tests.benchmarks.loop_watch import Watch
 
 setup_django()
 
-import psycopg
 from django.contrib.auth.models import Group, User
 from django.db import connection, transaction
 from django.db.models import Count, F, Max, Q
@@ -56,14 +62,15 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from labeling.models import Assignment, Frame, Layer, Railcar, Rating
+from scrapannot.audit import seal_pending, verify_chain
 from scrapannot.celery import app as celery_app
 from scrapannot.roles import Role
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PREFIX = "LOOP-"  # the benchmark's railcars; nothing else in the bench database is touched
 RAILCARS, ANNOTATORS, RATERS = 2000, 32, 3
-MATURE_SERVERS = 13.0  # pairs/s, the issue's figure for mature annotation servers (external)
-AIM_PAIRS, AIM_P95_MS = 10 * MATURE_SERVERS, 50.0
+MATURE_SERVERS = 14.3  # pairs/s, issue 13's figure for Label Studio 1.23.2 (external)
+AIM_PAIRS, AIM_P95_MS, AIM_ADVISORY_SHARE = 145.0, 30.0, 0.05
 NEXT, RATE = "/api/v1/assignments/next/", "/api/v1/assignments/{}/rating/"
 GRADES = ["3A", "3A1", "3AH", "cast iron"]
 
@@ -124,19 +131,23 @@ def fresh_pool(*, railcars: int, people: list[User]) -> None:
 class ServerConfig:
     workers: int
     threads: int = 0  # 0: sync workers
+    # The baseline: the previous design, each request sealing its event under the chain's lock.
+    chain_lock: bool = False
 
     @classmethod
     def parse(cls, text: str) -> "ServerConfig":
+        text, plus, _ = text.partition("+lock")
         kind, _, size = text.partition(":")
         if kind == "sync":
-            return cls(workers=int(size))
+            return cls(workers=int(size), chain_lock=bool(plus))
         workers, _, threads = size.partition("x")
-        return cls(workers=int(workers), threads=int(threads))
+        return cls(workers=int(workers), threads=int(threads), chain_lock=bool(plus))
 
     def __str__(self) -> str:
+        lock = ", chain lock held to commit (previous design)" if self.chain_lock else ""
         if not self.threads:
-            return f"--workers {self.workers} (sync)"
-        return f"--workers {self.workers} --worker-class gthread --threads {self.threads}"
+            return f"--workers {self.workers} (sync){lock}"
+        return f"--workers {self.workers} --worker-class gthread --threads {self.threads}{lock}"
 
 
 def free_port() -> int:
@@ -155,14 +166,24 @@ def gunicorn(config: ServerConfig, *, app: str) -> Iterator[int]:
     if config.threads:
         command += ["--worker-class", "gthread", "--threads", str(config.threads)]
     command += ["--bind", f"127.0.0.1:{port}", "--backlog", "512", "--log-level", "warning"]
+    env = {**os.environ, "AUDIT_SEAL_INLINE": "1" if config.chain_lock else "0"}
+    sequencer_command = [sys.executable, "manage.py", "audit_seal", "--every", "1"]
     with tempfile.TemporaryFile("w+") as log:
-        server = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(
+            command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, env=env
+        )
+        # The sequencer, as beat runs it in production (every second).
+        sequencer = subprocess.Popen(
+            sequencer_command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=log, env=env
+        )
         try:
             wait_for_port(server, port)
             yield port
         finally:
             server.terminate()
+            sequencer.terminate()
             server.wait(timeout=30)
+            sequencer.wait(timeout=30)
             log.seek(0)
             errors = [line.strip() for line in log if "Error" in line or "DETAIL" in line]
             if errors:
@@ -280,59 +301,6 @@ def healthz(http: Http, *, until: float, tally: Tally) -> None:
         mine.statuses[f"healthz {status}"] += 1
         mine.pairs += status == 200
     tally.add(mine)
-
-
-class Watch:
-    """While a run lasts: the machine's CPU use (/proc/stat) and what the bench database's
-    backends are doing, sampled every 20 ms from pg_stat_activity: running, waiting for a lock
-    (which kind), or idle in a transaction (waiting for Python, its locks held)."""
-
-    def __init__(self) -> None:
-        self.states: Counter = Counter()
-        self.samples = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample)
-
-    def __enter__(self) -> "Watch":
-        self._cpu = self._cpu_times()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        busy, total = (b - a for a, b in zip(self._cpu, self._cpu_times(), strict=True))
-        self.cpu_busy = busy / total if total else float("nan")
-
-    @staticmethod
-    def _cpu_times() -> tuple[int, int]:
-        try:
-            with open("/proc/stat") as stat:
-                values = [int(v) for v in stat.readline().split()[1:]]
-        except OSError:
-            return 0, 0
-        idle = values[3] + values[4]  # idle + iowait
-        return sum(values) - idle, sum(values)
-
-    def _sample(self) -> None:
-        with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as db:
-            while not self._stop.wait(0.02):
-                rows = db.execute(
-                    "SELECT CASE WHEN state = 'active' THEN coalesce(wait_event_type || ':' || "
-                    "wait_event, 'running') ELSE state END FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND pid <> pg_backend_pid() "
-                    "AND backend_type = 'client backend' AND state <> 'idle'"
-                ).fetchall()
-                self.states.update(state for (state,) in rows)
-                self.samples += 1
-
-    def __str__(self) -> str:
-        total = sum(self.states.values()) or 1
-        shares = ", ".join(f"{s} {n / total:.0%}" for s, n in self.states.most_common(5))
-        return (
-            f"machine CPU busy {self.cpu_busy:.0%}; database backends in a request: "
-            f"{total / max(self.samples, 1):.1f} on average ({shares})"
-        )
 
 
 def run_load(
@@ -477,7 +445,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="each closed-loop run")
     parser.add_argument("--think-seconds", type=float, default=15.0, help="the think-time run")
-    parser.add_argument("--configs", default="sync:4,gthread:4x4")
+    parser.add_argument("--configs", default="gthread:4x4+lock,sync:4,gthread:4x4,gthread:8x4")
     parser.add_argument("--app", default="scrapannot.wsgi", help="WSGI module (experiments)")
     args = parser.parse_args()
     configs = [ServerConfig.parse(c) for c in args.configs.split(",")]
@@ -489,6 +457,8 @@ def main() -> None:
     queries_per_call(tokens)
     failures: list[str] = []
     results: dict[str, dict[str, Tally]] = {}
+    watches: dict[str, Watch] = {}
+    print(f"load average before: {os.getloadavg()[0]:.2f} (1 min)")
 
     def ratings() -> int:
         return Rating.objects.filter(railcar__real_id__startswith=PREFIX).count()
@@ -517,7 +487,11 @@ def main() -> None:
                     runs[name] = tally = run_load(
                         port, tokens, seconds=seconds, think=think, misbehaving=misbehaving
                     )
-                print(f"  {name}: {tally.rate:.1f} pairs/s over {tally.seconds:.1f} s")
+                watches[f"{config}/{name}"] = watch
+                print(
+                    f"  {name}: {tally.rate:.1f} pairs/s over {tally.seconds:.1f} s "
+                    f"(load average {os.getloadavg()[0]:.1f})"
+                )
                 print_calls(tally)
                 print(f"    {watch}")
                 checked(f"{config}, {name}", tally, ratings_before=before)
@@ -525,27 +499,44 @@ def main() -> None:
             print(f"  baseline GET /healthz, same closed loop: {health.rate:.1f} requests/s")
             print_calls(health)
     celery_app.control.purge()  # nothing consumes the benchmark's broker
-    summarize(results, failures)
+    seal_pending()
+    chain = verify_chain()
+    print(f"\naudit chain after the runs, all sealed: ok {chain.ok}, {chain.events} events")
+    if not chain.ok:
+        failures.append(f"audit chain broken at #{chain.broken_seq}: {chain.reason}")
+    summarize(results, failures, watches)
 
 
-def summarize(results: dict[str, dict[str, Tally]], failures: list[str]) -> None:
+def summarize(
+    results: dict[str, dict[str, Tally]], failures: list[str], watches: dict[str, Watch]
+) -> None:
     print("\nSummary (closed loop: pairs/s; 1 s think time: p95 of each call)")
+    baseline = next((r["closed loop"].rate for n, r in results.items() if "previous" in n), None)
     for name, runs in results.items():
         loop, health, think = runs["closed loop"], runs["healthz"], runs["think time"]
         p95 = {call: percentiles(think.ms[call])[1] for call in ("next", "rating")}
+        watch = watches[f"{name}/closed loop"]
+        versus = f", {loop.rate / baseline:.2f}x the chain-lock baseline" if baseline else ""
         print(
-            f"  {name:<45} {loop.rate:6.1f} pairs/s  healthz {health.rate:6.0f} req/s "
-            f"(pairs/healthz {loop.rate / health.rate:.3f})  think p95: next {p95['next']:5.1f}"
-            f" ms, rating {p95['rating']:5.1f} ms"
+            f"  {name}\n    {loop.rate:6.1f} pairs/s{versus}; healthz {health.rate:6.0f} req/s "
+            f"(pairs/healthz {loop.rate / health.rate:.3f}); think p95: next {p95['next']:5.1f}"
+            f" ms, rating {p95['rating']:5.1f} ms; advisory-lock waits "
+            f"{watch.advisory_share:.1%} of backends in a request; oldest unsealed event seen "
+            f"{max(w.oldest_unsealed_s for k, w in watches.items() if k.startswith(name)):.1f} s"
         )
     best = max(results, key=lambda name: results[name]["closed loop"].rate)
     pairs = results[best]["closed loop"].rate
     verdict = "meets" if pairs >= AIM_PAIRS else "MISSES"
     print(
         f"  best closed loop ({best}): {pairs:.1f} pairs/s = {pairs / MATURE_SERVERS:.1f}x the "
-        f"~13 pairs/s of mature annotation servers (an external figure, not measured here); "
+        f"14.3 pairs/s of Label Studio 1.23.2 (issue 13's figure, not measured here); "
         f"aim >= {AIM_PAIRS:.0f}: {verdict}"
     )
+    for name in results:
+        if "gthread" in name and "previous" not in name:
+            share = watches[f"{name}/closed loop"].advisory_share
+            verdict = "meets" if share < AIM_ADVISORY_SHARE else "MISSES"
+            print(f"  advisory-lock waits, {name}: {share:.1%}; aim < 5 %: {verdict}")
     for name, runs in results.items():
         think = runs["think time"]
         worst = max(percentiles(think.ms[call])[1] for call in ("next", "rating"))

@@ -27,12 +27,19 @@ from tests.fault_scenarios import (  # noqa: E402
     FaultReport,
     concurrent_pairs,
     postgres_restart,
+    postgres_restart_under_rating_load,
     redis_restart,
     worker_killed_mid_check,
 )
 from tests.fault_stack import Stack  # noqa: E402
 
-SCENARIOS = (concurrent_pairs, redis_restart, postgres_restart, worker_killed_mid_check)
+SCENARIOS = (
+    concurrent_pairs,
+    redis_restart,
+    postgres_restart,
+    postgres_restart_under_rating_load,
+    worker_killed_mid_check,
+)
 
 
 def main() -> int:
@@ -56,7 +63,12 @@ def main() -> int:
         print(f"| {r.fault} | {r.requests} | {answers} | {r.server_errors} | "
               f"{r.server_errors_after_recovery} | {r.stuck} | {r.duplicates} | "
               f"{r.recovery_s:.1f} s |")  # fmt: skip
+    for r in reports:
+        if r.ratings_answered >= 0:
+            print(f"{r.fault}: {r.ratings_answered} ratings answered 201, "
+                  f"{r.ratings_stored} stored")  # fmt: skip
     failed = [r for r in reports if r.stuck or r.duplicates or r.server_errors_after_recovery]
+    failed += [r for r in reports if r.ratings_answered != r.ratings_stored]
     return 1 if failed else 0
 
 

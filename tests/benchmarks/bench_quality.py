@@ -17,12 +17,22 @@ database is needed: `python -m tests.benchmarks.bench_quality [--rounds N]`, or 
 import argparse
 import time
 
+# ruff: noqa: E402 -- Django must be set up before operations.synth (it imports models).
+from tests.benchmarks.common import (
+    Measurement,
+    describe_machine,
+    paired_ratio,
+    print_table,
+    setup_django,
+)
+
+setup_django()
+
 import cv2
 import numpy as np
 
 from labeling.quality import QualityThresholds, check_frame_bytes, measure_image
 from operations import synth
-from tests.benchmarks.common import Measurement, describe_machine, paired_ratio, print_table
 from tests.labeling.quality_calibration import photo, to_frame_bytes
 
 AIM = 2.0

@@ -2,18 +2,27 @@
 
 The photographs are those scikit-image ships (no download): people, objects, a night scene,
 textures close to a scrap pile (gravel, brick, grass) and a featureless surface (moon). Each is
-centre-cropped to 16:9, degraded at its native resolution (Gaussian blur of known sigma, exposure
-scaling with clipping, a veil of grey-white airlight, an empty centre, a safety-orange garment
-pasted in), upscaled to a 1920x1080 camera frame, JPEG-encoded at quality 90, and run through
-`check_frame_bytes` exactly as a stored frame would be. Synthetic railcars from operations/synth.py,
-whose truth records the defect of every frame, make the second set.
+centre-cropped to 16:9 and mirror-tiled, at its native resolution, into a camera frame (1920x1080,
+or 1280x720 and 960x540: several resolutions), so that the frame keeps detail down to its own
+pixels as a camera's does (an upscaled photograph would be blurred at the frame's scale); then
+degraded at frame resolution (Gaussian blur of known sigma in frame pixels, exposure scaling with
+clipping, a veil of grey-white airlight, an empty centre, a safety-orange garment pasted in),
+JPEG-encoded at quality 90, and run through `check_frame_bytes` exactly as a stored frame would
+be. Synthetic railcars from operations/synth.py, whose truth records the defect of every frame,
+make the second set.
 
 Per check: the detection rate (frames carrying that check's defect that it flags), the false-alarm
 rate (clean frames it flags), and the share of mildly degraded frames (below the defect level) it
 flags. `python -m tests.labeling.quality_calibration` prints the markdown table.
 """
 
+# ruff: noqa: E402 -- run as a script, Django must be set up before operations.synth is imported.
 from __future__ import annotations
+
+if __name__ == "__main__":
+    from tests.benchmarks.common import setup_django
+
+    setup_django()
 
 import functools
 from collections.abc import Callable, Iterator
@@ -142,12 +151,13 @@ def worker(frame_share: float, seed: int = 0) -> Callable[[np.ndarray], np.ndarr
 
 DEGRADATIONS: tuple[Degradation, ...] = (
     Degradation(None, "clean", False, lambda img: img),
-    # Sigma in pixels of the photograph as shipped (451-741 px wide): 2.6-4.3x that at 1920.
+    # Sigma in pixels of the camera frame.
     Degradation("blur", "sigma 0.5", True, blur(0.5)),
     Degradation("blur", "sigma 1", False, blur(1)),
     Degradation("blur", "sigma 2", False, blur(2)),
-    Degradation("blur", "sigma 4", False, blur(4)),
-    Degradation("blur", "sigma 8", False, blur(8)),
+    Degradation("blur", "sigma 3", False, blur(3)),
+    Degradation("blur", "sigma 5", False, blur(5)),
+    Degradation("blur", "sigma 7", False, blur(7)),
     Degradation("underexposure", "x0.6", True, exposure(0.6)),
     Degradation("underexposure", "x0.35", False, exposure(0.35)),
     Degradation("underexposure", "x0.2", False, exposure(0.2)),
@@ -182,10 +192,24 @@ def photo(name: str) -> np.ndarray:
     return np.ascontiguousarray(img[(h - ch) // 2 : (h - ch) // 2 + ch])
 
 
+def camera_frame(img: np.ndarray, size: tuple[int, int] = FRAME_SIZE) -> np.ndarray:
+    """A `size` frame of the photograph at its native resolution: mirror-tiled (seamless) and
+    cropped from the middle, never resampled, so it keeps its detail down to the frame's pixels."""
+    width, height = size
+    block = np.concatenate([img, img[:, ::-1]], axis=1)
+    block = np.concatenate([block, block[::-1]], axis=0)
+    reps = (height // block.shape[0] + 2, width // block.shape[1] + 2, 1)
+    tiled = np.tile(block, reps)
+    y = (tiled.shape[0] - height) // 2
+    x = (tiled.shape[1] - width) // 2
+    return np.ascontiguousarray(tiled[y : y + height, x : x + width])
+
+
 def to_frame_bytes(img: np.ndarray, size: tuple[int, int] = FRAME_SIZE) -> bytes:
-    """Upscale to a camera frame and JPEG-encode at quality 90, as the plant stores frames."""
+    """A camera frame (`camera_frame` when the image is not one yet), JPEG-encoded at quality
+    90, as the plant stores frames."""
     if img.shape[1] != size[0] or img.shape[0] != size[1]:
-        img = cv2.resize(img, size, interpolation=cv2.INTER_CUBIC)
+        img = camera_frame(img, size)
     ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 90])
     if not ok:
         raise RuntimeError("JPEG encoding failed")
@@ -196,7 +220,7 @@ def photo_samples(
     *, photos: tuple[str, ...] = PHOTOS, size: tuple[int, int] = FRAME_SIZE
 ) -> Iterator[Sample]:
     for name in photos:
-        img = photo(name)
+        img = camera_frame(photo(name), size)
         real_suit = name in HIGHVIS_PHOTOS
         for d in DEGRADATIONS:
             if d.check == "extraneous" and real_suit:
@@ -392,8 +416,10 @@ def cross_flag_table(outcomes: list[Outcome]) -> str:
 
 
 if __name__ == "__main__":
-    sets = _evaluate_sets(None, PHOTOS, 6, FRAME_SIZE)
-    print(markdown_table(_report(sets)))
-    for name, outcomes in sets.items():
-        print(f"\nShare of {name} frames each check flags\n")
-        print(cross_flag_table(outcomes))
+    for size in (FRAME_SIZE, (1280, 720)):
+        sets = _evaluate_sets(None, PHOTOS, 6, size)
+        print(f"\n## {size[0]}x{size[1]}\n")
+        print(markdown_table(_report(sets)))
+        for name, outcomes in sets.items():
+            print(f"\nShare of {name} frames each check flags\n")
+            print(cross_flag_table(outcomes))

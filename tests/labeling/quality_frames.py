@@ -21,7 +21,9 @@ def results_of(data: bytes, box=None, thresholds: QualityThresholds = DEFAULTS) 
 
 
 def photo_frame(name: str, degrade=lambda img: img) -> bytes:
-    return calibration.to_frame_bytes(degrade(calibration.photo(name)), SIZE)
+    return calibration.to_frame_bytes(
+        degrade(calibration.camera_frame(calibration.photo(name), SIZE)), SIZE
+    )
 
 
 def bgr(rgb: np.ndarray) -> np.ndarray:

@@ -31,20 +31,26 @@ def own_redis():
     server.kill()
 
 
-def concluded(count: int) -> bool:
-    return Railcar.objects.filter(status__in=CONCLUDED).count() == count
-
-
-@pytest.mark.django_db(transaction=True)
-def test_a_redis_restart_loses_no_railcar(on_postgresql, celery_worker, own_redis, plant, tmp_path):
-    env = {
+def on_own_redis(celery_worker, own_redis) -> dict[str, str]:
+    """The worker's environment, pointed at the Redis of the test and production-like, which a
+    gunicorn of the test then shares."""
+    celery_worker.env = {
         **celery_worker.env,
         "CELERY_BROKER_URL": own_redis.url,
         "SCRAPANNOT_RECONCILE_AFTER": str(RECONCILE_AFTER_S),
         "DEBUG": "0", "SECRET_KEY": BENCH_SECRET_KEY, "ALLOWED_HOSTS": "127.0.0.1",
         "MEDIA_ROOT": str(settings.MEDIA_ROOT),
     }  # fmt: skip
-    celery_worker.env = env
+    return celery_worker.env
+
+
+def concluded(count: int) -> bool:
+    return Railcar.objects.filter(status__in=CONCLUDED).count() == count
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_redis_restart_loses_no_railcar(on_postgresql, celery_worker, own_redis, plant, tmp_path):
+    env = on_own_redis(celery_worker, own_redis)
     web = Gunicorn(env, tmp_path / "gunicorn.log")
     web.start()
     token = Token.objects.create(user=plant).key
@@ -124,3 +130,55 @@ def test_a_worker_killed_mid_check_is_concluded_within_the_reconcilers_bound_exa
     assert recovery_s < RECONCILE_AFTER_S + 30
     assert FrameCheck.objects.filter(frame__railcar=railcar).count() == frames * len(CHECKS)
     assert AuditEvent.objects.filter(action="quality.checked").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_closing_ratings_sent_while_redis_is_down_are_kept_and_aggregated_after(
+    on_postgresql, celery_worker, own_redis, tmp_path
+):
+    """The rating that completes a railcar enqueues its aggregation after commit: with the broker
+    down that enqueue fails, the rating still answers 201 (it committed), and the reconciler
+    aggregates the railcar once the broker is back."""
+    from labeling.annotation_models import Rating
+    from tests.labeling.factories import annotators, pool_railcar
+
+    env = on_own_redis(celery_worker, own_redis)
+    railcars = [pool_railcar(raters=3) for _ in range(2)]
+    tokens = [Token.objects.create(user=user).key for user in annotators(3)]
+    web = Gunicorn(env, tmp_path / "gunicorn.log")
+    web.start()
+
+    def call(token: str, path: str, body: dict) -> tuple[int, dict]:
+        status, raw = http_call(
+            web.port, "POST", path, json.dumps(body).encode(),
+            {"Authorization": f"Token {token}", "Content-Type": "application/json"},
+        )  # fmt: skip
+        return status, json.loads(raw or b"{}")
+
+    try:
+        own_redis.kill()
+        answers = []
+        for _ in railcars:
+            for token in tokens:
+                status, lease = call(token, "/api/v1/assignments/next/", {})
+                assert status in (200, 201), lease
+                rating = {"contamination_pct": "4.0", "grade": "3A", "seconds_spent": 30}
+                answers.append(call(token, f"/api/v1/assignments/{lease['id']}/rating/", rating))
+        assert [status for status, _ in answers] == [201] * 6, answers
+        assert Rating.objects.count() == 6
+        assert Railcar.objects.filter(status=Status.RATED).count() == 2  # owed an aggregation
+
+        own_redis.start()
+        celery_worker.start(queues="celery")
+        time.sleep(RECONCILE_AFTER_S)
+        send_task(own_redis.url, "labeling.reconcile_railcars")  # what beat does every minute
+
+        wait_for(
+            lambda: not Railcar.objects.filter(status=Status.RATED).exists(),
+            timeout=90,
+            what="both railcars to be aggregated",
+        )
+    finally:
+        web.stop()
+    assert AuditEvent.objects.filter(action="aggregation.computed").count() == 2
+    assert Rating.objects.count() == 6

@@ -26,7 +26,7 @@ def test_each_publication_is_a_new_audited_version_and_the_old_ones_stay(admin_u
     assert (first.version, second.version) == (1, 2)
     assert guidelines.current_guidelines() == second
     assert Guideline.objects.count() == 2
-    events = AuditEvent.objects.filter(action="guidelines.published").order_by("seq")
+    events = AuditEvent.objects.filter(action="guidelines.published").order_by("id")
     assert [(e.actor, e.payload["version"]) for e in events] == [(admin_user, 1), (admin_user, 2)]
 
 

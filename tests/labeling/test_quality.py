@@ -2,8 +2,9 @@
 photographs degraded under control and on synthetic railcars. Corrupt input of every kind is
 tested in test_quality_corrupt_input.py; the frames are made in quality_frames.py.
 
-Pure functions, no database. Frames are 960x540 here to keep the suite quick; the measures work on
-a fixed-size copy, and one test checks that 960x540 and 1920x1080 read the same."""
+Pure functions, no database. Frames are 960x540 here to keep the suite quick (blur is also tried at
+1920x1080 and 1280x720); the measures work on a fixed-size copy, blur on full-resolution tiles, and
+one test checks that 960x540 and 1920x1080 read the same."""
 
 from __future__ import annotations
 
@@ -119,10 +120,24 @@ def test_blur_flags_the_synthetic_blur_defect_across_its_range(railcar, strength
     assert not blurred["blur"].passed
 
 
-def test_sharpness_is_normalised_for_resolution() -> None:
+def test_sharpness_reads_the_same_camera_detail_alike_at_any_frame_size() -> None:
     small = results_of(photo_frame("gravel"))["blur"].value
     large = results_of(calibration.to_frame_bytes(calibration.photo("gravel")))["blur"].value
     assert small == pytest.approx(large, rel=0.15)
+
+
+@pytest.mark.parametrize("size", [(1920, 1080), (1280, 720)])
+def test_blur_of_two_pixels_and_more_is_caught_on_every_calibration_photograph(size) -> None:
+    """Blur is a width in camera pixels: 2-7 px on a 1920x1080 frame must not hide in the
+    working copy, and no clean photograph of the set is taken for blurred."""
+    for name in calibration.PHOTOS:
+        frame = calibration.camera_frame(calibration.photo(name), size)
+        clean = results_of(calibration.to_frame_bytes(frame, size))["blur"]
+        assert clean.passed, (name, clean.value)
+        for sigma in (2, 3, 5, 7):
+            blurred = calibration.to_frame_bytes(calibration.blur(sigma)(frame), size)
+            result = results_of(blurred)["blur"]
+            assert not result.passed, (name, sigma, result.value)
 
 
 def test_sharpness_ignores_exposure_and_haze() -> None:

@@ -143,5 +143,5 @@ def test_the_export_downloads_as_a_zip_without_plant_ids_unless_asked(v1, admin_
     )
     with zipfile.ZipFile(io.BytesIO(with_ids)) as archive:
         assert '"real_id":"RC-' in archive.read("manifest.jsonl").decode()
-    events = AuditEvent.objects.filter(action="dataset.exported").order_by("seq")
+    events = AuditEvent.objects.filter(action="dataset.exported").order_by("id")
     assert [e.payload["real_ids"] for e in events] == [False, True]

@@ -53,7 +53,7 @@ def version(admin_user) -> DatasetVersion:
         pixels = _mask(frame, i)
         Mask.objects.create(
             assignment=assignment, frame=frame, rle=rle.encode(pixels), prompts={},
-            engine="test", area=int(pixels.sum()),
+            engine="test", area=int(pixels.sum()), kind=("soil", "wood", "rubber")[i],
         )  # fmt: skip
     other.frames.filter(index=1).update(quality=Frame.Quality.INELIGIBLE)
     return freeze_version(actor=admin_user, name="export me")
@@ -112,6 +112,7 @@ def test_export_and_import_round_trip_items_labels_splits_frames_and_masks(versi
             [ann] = [a for a in anns if a["attributes"]["rater"] == letter]
             assert np.array_equal(rle.decode(ann["segmentation"]), rle.decode(mask.rle))
             assert ann["area"] == mask.area
+            assert ann["attributes"]["inclusion_kind"] == mask.kind
 
 
 def test_an_export_names_no_plant_id_and_no_person_unless_asked(version, tmp_path, annotator):

@@ -121,7 +121,11 @@ def test_a_run_with_masked_keyframes_learns_an_inclusion_head_and_scoring_reads_
     pooled_dim = extractor(loaded.config).dim
     assert loaded.model.feature_dim == pooled_dim + SUMMARY_DIM
     unlabeled = scrap_railcar(6.0)
+    # Each new keyframe goes through the backbone once: its map and its pooled feature together.
+    model = extractor(loaded.config)
+    seen_before = model.images_seen
     bags = model_bags([unlabeled.pk], loaded.config, inclusion=loaded.inclusion)
+    assert model.images_seen - seen_before == 3
     assert bags[unlabeled.pk].shape == (3, pooled_dim + SUMMARY_DIM)
     assert FrameFeatureMap.objects.filter(frame__railcar=unlabeled).count() == 3
 

@@ -247,7 +247,7 @@ def test_an_admin_promotes_a_version_and_rolls_it_back(admin_user):
     first.refresh_from_db()
     second.refresh_from_db()
     assert first.is_production and not second.is_production
-    events = AuditEvent.objects.filter(actor=admin_user).order_by("seq")
+    events = AuditEvent.objects.filter(actor=admin_user).order_by("id")
     reasons = [e.payload.get("reason") for e in events]
     assert "better test MAE" in reasons and "worse on line 4" in reasons
     assert verify_chain().ok

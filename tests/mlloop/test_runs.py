@@ -26,7 +26,7 @@ Status = ModelVersion.Status
 
 
 def actions() -> list[str]:
-    return list(AuditEvent.objects.order_by("seq").values_list("action", flat=True))
+    return list(AuditEvent.objects.order_by("id").values_list("action", flat=True))
 
 
 # --- a registered run, end to end ---------------------------------------------------------------
@@ -193,3 +193,33 @@ def test_the_train_command_refuses_bad_input_clearly(args):
     with pytest.raises(CommandError):
         call_command("train", *args)
     assert not ModelVersion.objects.exists()
+
+
+# --- lost messages --------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_queued_run_whose_message_was_lost_is_trained_after_the_reconcilers_period(
+    django_capture_on_commit_callbacks,
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from django_celery_beat.models import PeriodicTask
+
+    from mlloop.reconcile import requeue_lost_runs
+
+    dataset = frozen_dataset(splits(6, 2, 0))
+    run = registry.create_run(dataset_version=dataset, actor=None, overrides=TINY, enqueue=False)
+    later = timezone.now() + timedelta(minutes=30)
+
+    assert requeue_lost_runs() == 0  # within its period: perhaps only waiting behind another
+    with django_capture_on_commit_callbacks(execute=True):
+        assert requeue_lost_runs(now=later) == 1
+    assert requeue_lost_runs(now=later + timedelta(minutes=1)) == 0  # once per period
+
+    run.refresh_from_db()
+    assert run.status == Status.SUCCEEDED, run.log
+    assert requeue_lost_runs(now=later + timedelta(hours=1)) == 0  # done: owes nothing
+    task = PeriodicTask.objects.get(task="mlloop.requeue_lost_runs")
+    assert task.enabled and (task.interval.every, task.interval.period) == (5, "minutes")

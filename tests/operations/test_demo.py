@@ -65,7 +65,9 @@ def test_rerunning_the_demo_users_puts_back_a_changed_password_and_role() -> Non
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_demo_command_sets_up_users_railcars_and_audit_events_once(tmp_path: Path) -> None:
+def test_the_demo_command_sets_up_users_railcars_and_audit_events_once(
+    tmp_path: Path, loop_schedules: None
+) -> None:
     out = tmp_path / "demo-unloadings"
     args = ["--no-serve", "--railcars", "2", "--width", "320", "--height", "180", "--out", out]
 
@@ -92,3 +94,6 @@ def test_the_demo_command_sets_up_users_railcars_and_audit_events_once(tmp_path:
     assert Rating.objects.count() == 3 * in_pool_or_later
     assert "simulated raters" in first.getvalue()
     assert "Simulated raters rate" not in second.getvalue()
+    # The learning loop's first pass, once (two railcars are too few to train on: it says so).
+    assert "The learning loop once" in first.getvalue()
+    assert "has run already" in second.getvalue()

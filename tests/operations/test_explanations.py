@@ -16,7 +16,7 @@ from labeling.models import Frame, Layer
 from mlloop import registry
 from mlloop.models import RailcarScore
 from operations import explanations
-from operations.explanation_models import Explanation
+from operations.models import Explanation
 from operations.report_tasks import compute_explanation
 from scrapannot.roles import Role
 from tests.adjudication.disputes import disputed_railcar, open_case_of

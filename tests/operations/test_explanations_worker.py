@@ -6,7 +6,7 @@ import io
 from django.urls import reverse
 from PIL import Image
 
-from operations.explanation_models import Explanation
+from operations.models import Explanation
 from tests.celery_worker import wait_for
 from tests.conftest import client_for
 from tests.mlloop.model_factories import production_model, scrap_railcar

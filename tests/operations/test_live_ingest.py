@@ -72,7 +72,7 @@ def test_an_unloading_opened_appended_layer_by_layer_and_closed_reaches_the_pool
     assert railcar.unloading_ended_at > railcar.unloading_started_at
     assert list(
         AuditEvent.objects.filter(object_type="labeling.railcar", object_id=str(railcar.pk))
-        .order_by("seq")
+        .order_by("id")
         .values_list("action", flat=True)
     ) == [
         "unloading.opened",
@@ -272,3 +272,40 @@ def test_an_admin_grants_a_plant_system_a_line_from_the_command_line(plant):
     assert AuditEvent.objects.filter(action="line.granted").count() == 1
     call_command("grant_line", plant.username, "L8", "--revoke")
     assert LiveUnloading(railcar="RC-2", line="L8").open(token_client(plant)).status_code == 403
+
+
+def test_an_unloading_left_open_is_closed_by_the_reconciler_after_its_idle_period(
+    client, settings, django_capture_on_commit_callbacks
+):
+    """A plant system that dies before its close: the frames it sent are checked and labeled."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from labeling.reconcile import close_idle_unloadings
+
+    settings.SCRAPANNOT = {**settings.SCRAPANNOT, "LIVE_IDLE_CLOSE_S": 3600}
+    unloading, empty = LiveUnloading(), LiveUnloading(railcar="RC-61000002")
+    with django_capture_on_commit_callbacks(execute=True):
+        unloading.open(client)
+        unloading.append(client, unloading.layer(1))
+        unloading.append(client, unloading.layer(2))
+        unloading.append(client, unloading.layer(3))
+        empty.open(client)  # never received a frame: nothing to label
+    railcar = Railcar.objects.get(uid=unloading.uid)
+    received = railcar.received_at
+    assert received is not None
+
+    assert close_idle_unloadings(now=received + timedelta(minutes=59)) == 0
+    with django_capture_on_commit_callbacks(execute=True):
+        closed = close_idle_unloadings(now=received + timedelta(minutes=61))
+
+    assert closed == 1
+    railcar.refresh_from_db()
+    assert railcar.status == Status.IN_POOL
+    assert Railcar.objects.get(uid=empty.uid).status == Status.RECEIVING
+    event = AuditEvent.objects.get(action="unloading.ingested", object_id=str(railcar.pk))
+    assert event.actor_label == "system" and "by the reconciler" in event.payload["closed"]
+    # Once closed, it is closed: a late append gets 409, a second sweep changes nothing.
+    assert unloading.append(client, unloading.layer(4)).status_code == 409
+    assert close_idle_unloadings(now=timezone.now() + timedelta(days=1)) == 0

@@ -21,8 +21,7 @@ from playwright.sync_api import Page, expect
 from labeling.models import Railcar
 from operations import operate_views
 from operations import policies as rules
-from operations.models import Escalation, OperatorDecision
-from operations.webhook_models import WebhookDelivery, WebhookEndpoint
+from operations.models import Escalation, OperatorDecision, WebhookDelivery, WebhookEndpoint
 from scrapannot.policy import set_policy
 from scrapannot.roles import Role
 from tests.conftest import grant_lines, user_with_roles

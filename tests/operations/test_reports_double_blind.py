@@ -15,8 +15,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from labeling import pool
-from operations.explanation_models import Explanation
-from operations.webhook_models import WebhookDelivery, WebhookEndpoint
+from operations.models import Explanation, WebhookDelivery, WebhookEndpoint
 from scrapannot.roles import Role
 from tests.labeling.probe import raw, reply
 from tests.operations.report_factories import amend, escalate, estimate, operator_of, unloading

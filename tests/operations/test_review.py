@@ -6,6 +6,7 @@ import pytest
 from labeling.front_of_pool import FRONT_PRIORITY
 from operations import review
 from operations.models import LiveEstimate, OperatorDecision
+from scrapannot import audit
 from scrapannot.models import AuditEvent
 from scrapannot.policy import set_policy
 from tests.operations.operate_factories import estimate, operator_of, railcar_on
@@ -140,6 +141,7 @@ def test_a_decision_and_its_escalation_are_on_the_railcars_timeline(admin_user):
         operator=operator_of("L1"), railcar=railcar, estimate=e, action="amend",
         contamination_pct=2.5, rationale_code="sample_analysis",
     )  # fmt: skip
+    audit.seal_pending()  # what the sequencer does within seconds
 
     phase = dict(timeline.by_phase(timeline.railcar_events(railcar)))[timeline.OPERATION]
 

@@ -1,5 +1,6 @@
 """The railcar timeline: every event of one railcar, in order, each checked against the chain."""
 
+import re
 from datetime import timedelta
 from decimal import Decimal
 
@@ -54,10 +55,11 @@ def history(tmp_path, senior, django_capture_on_commit_callbacks):
         engine="test",
     )  # fmt: skip
     annotation.delete_mask(uid=first.uid, annotator=r0, mask_uid=gone.uid)
-    annotation.save_mask(
+    kept = annotation.save_mask(
         uid=first.uid, annotator=r0, frame_uid=frame.uid, rle=square_rle(a), prompts=PROMPTS,
         engine="test",
     )  # fmt: skip
+    annotation.change_mask(uid=first.uid, annotator=r0, mask_uid=kept.uid, kind="wood")
     annotation.exclude_frame(uid=first.uid, annotator=r0, frame_uid=frame.uid, code="blur")
     annotation.include_frame(uid=first.uid, annotator=r0, frame_uid=frame.uid)
     annotation.exclude_frame(uid=first.uid, annotator=r0, frame_uid=frame.uid, code="dust_smoke")
@@ -96,6 +98,7 @@ def history(tmp_path, senior, django_capture_on_commit_callbacks):
     a.refresh_from_db()
     b.refresh_from_db()
     assert a.status == b.status == Railcar.Status.LABELED
+    audit.seal_pending()  # what the sequencer does within seconds
     return {"a": a, "b": b, "late_policy": late}
 
 
@@ -115,7 +118,7 @@ def test_a_railcar_shows_every_phase_in_order_and_nothing_of_another(history):
     assert actions.count("rating.submitted") == 3
     for action in (
         "assignment.released", "assignment.expired", "mask.deleted", "frame.included",
-        "policy.changed",
+        "policy.changed", "mask.changed",
     ):  # fmt: skip
         assert actions.count(action) == 1, action
     # Both saves, even of the mask whose row was deleted.
@@ -157,6 +160,9 @@ def test_summaries_name_what_happened(history):
         "Rated 10 %, grade 3A in 90 s (excluded frames: 1, masks: 1)"
     )
     assert entries["assignment.released"].summary == "Released the lease: lunch"
+    assert re.fullmatch(
+        r"Corrected a mask on .+: (\d+) px other → \1 px wood", entries["mask.changed"].summary
+    ), entries["mask.changed"].summary
     assert entries["adjudication.decided"].summary == "Decided 21.0 % 3A: frame_evidence"
     assert entries["frame.included"].summary.startswith("Put frame ")
     assert "rejected" in entries["unloading.ingested"].summary

@@ -10,6 +10,7 @@ from mlloop import scoring
 from mlloop.datasets import freeze_version
 from mlloop.models import ModelVersion, SplitAssignment
 from operations import timeline
+from scrapannot import audit
 from scrapannot.models import AuditEvent
 from tests.conftest import client_for
 from tests.mlloop.dataset_factories import label
@@ -19,6 +20,7 @@ pytestmark = pytest.mark.django_db
 
 
 def learning_loop(railcar: Railcar) -> list[timeline.TimelineEntry]:
+    audit.seal_pending()  # what the sequencer does within seconds
     return dict(timeline.by_phase(timeline.railcar_events(railcar)))[timeline.LEARNING]
 
 
@@ -68,7 +70,8 @@ def test_a_scored_railcar_shows_the_scoring_run_that_scored_it_and_no_other(trai
     scoring.score_railcars(railcar_ids=[second.pk])
     scoring.score_railcars()  # the hourly run: both are scored by this model already
 
-    runs = list(AuditEvent.objects.filter(action="model.scored").order_by("seq"))
+    audit.seal_pending()
+    runs = list(AuditEvent.objects.filter(action="model.scored").order_by("id"))
     assert [e.payload["scored"] for e in runs] == [1, 1, 0]
     assert [(e.action, e.seq) for e in learning_loop(first)] == [("model.scored", runs[0].seq)]
     (entry,) = learning_loop(second)

@@ -1,6 +1,8 @@
 """The timeline page's cost and races: a fixed number of queries whatever the events, and no
 good event shown broken while others are appended."""
 
+import time
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -8,6 +10,7 @@ from django.urls import reverse
 
 from labeling import annotation, pool
 from operations import timeline
+from scrapannot import audit
 from scrapannot.models import AuditEvent
 from tests.concurrency import run_at_once
 from tests.conftest import client_for
@@ -55,7 +58,13 @@ def test_the_timeline_stays_verified_while_events_are_appended(admin_user):
     turn = iter(range(1000))
 
     def work() -> list[str]:
-        if next(turn) % 2 == 0:
+        n = next(turn)
+        if n == 4:  # the sequencer, sealing while the others write and read
+            for _ in range(20):
+                audit.seal_pending()
+                time.sleep(0.02)
+            return []
+        if n % 2 == 0:
             for _ in range(10):
                 annotation.exclude_frame(
                     uid=assignment.uid, annotator=rater, frame_uid=frame.uid, code="blur"
@@ -65,10 +74,12 @@ def test_the_timeline_stays_verified_while_events_are_appended(admin_user):
         client = client_for(admin_user)
         return [client.get(url).content.decode() for _ in range(5)]
 
-    pages = [page for result in run_at_once(work, threads=4) for page in result]
+    pages = [page for result in run_at_once(work, threads=5) for page in result]
 
     assert len(pages) == 10
     for html in pages:
         assert 'data-chain="ok"' in html and 'data-state="broken"' not in html
     # Every event of this (flushed) database is the railcar's: a lease and the toggles.
     assert len(timeline.railcar_events(railcar)) == AuditEvent.objects.count() > 20
+    audit.seal_pending()
+    assert audit.verify_chain().ok and all(e.verified for e in timeline.railcar_events(railcar))

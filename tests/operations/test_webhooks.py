@@ -13,9 +13,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from operations import webhooks
+from operations.models import WebhookDelivery, WebhookEndpoint
 from operations.report_tasks import deliver_webhook, resend_stalled_webhooks
 from operations.reports import unloading_report
-from operations.webhook_models import WebhookDelivery, WebhookEndpoint
 from scrapannot.models import AuditEvent
 from tests.conftest import client_for
 from tests.operations.report_factories import estimate, operator_of, unloading

@@ -6,8 +6,8 @@ import json
 from django.db import transaction
 
 from operations import webhooks
+from operations.models import WebhookDelivery, WebhookEndpoint
 from operations.report_tasks import deliver_webhook
-from operations.webhook_models import WebhookDelivery, WebhookEndpoint
 from tests.celery_worker import wait_for
 from tests.operations.report_factories import unloading
 from tests.operations.webhook_receiver import receiver

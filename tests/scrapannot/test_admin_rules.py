@@ -8,7 +8,7 @@ from django.contrib.auth.models import Group, User
 from django.test import RequestFactory
 from django.urls import reverse
 
-from operations.webhook_models import WebhookEndpoint
+from operations.models import WebhookEndpoint
 from scrapannot.admin_rules import AuditedAdmin
 from scrapannot.models import AuditEvent
 from tests.adjudication.factories import rated_railcar

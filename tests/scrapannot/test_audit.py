@@ -11,10 +11,15 @@ pytestmark = pytest.mark.django_db
 
 
 def _append(n: int, actor=None) -> list[AuditEvent]:
-    return [
+    """Record n events and seal them, as the sequencer does within seconds."""
+    events = [
         audit.record(action="test.event", actor=actor, payload={"n": i, "x": [1.5, "é", None]})
         for i in range(n)
     ]
+    audit.seal_pending()
+    for event in events:
+        event.refresh_from_db()
+    return events
 
 
 def _tamper(sql: str, params: list) -> None:
@@ -138,7 +143,11 @@ def test_an_event_rolls_back_with_the_change_it_records():
         raise RuntimeError("the audited change failed")
 
     assert AuditEvent.objects.count() == 0
-    assert audit.record(action="test.event").seq == 1
+    event = audit.record(action="test.event")
+    assert event.seq is None  # sealed after it commits, by the sequencer
+    audit.seal_pending()
+    event.refresh_from_db()
+    assert event.seq == 1
 
 
 @pytest.mark.django_db(transaction=True)
@@ -148,6 +157,7 @@ def test_concurrent_appends_never_fork_the_chain(on_postgresql):
             audit.record(action="test.concurrent", payload={"i": i})
 
     run_at_once(append, threads=8)
+    audit.seal_pending()
 
     report = audit.verify_chain()
     assert report.ok and report.events == 80

@@ -15,6 +15,7 @@ def seqs(response) -> list[int]:
 def test_it_pages_the_whole_trail_newest_first(admin_user):
     for n in range(120):
         audit.record(action="test.counted", payload={"n": n})
+    audit.seal_pending()
     client = client_for(admin_user)
 
     first = client.get(reverse("audit-trail"))

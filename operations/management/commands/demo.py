@@ -3,7 +3,8 @@
 Migrates, creates the demo accounts (`operations.demo`), synthesizes railcars
 (`operations.synth`), ingests their folders as `manage.py ingest` does (the code path plant
 unloadings take), lets simulated raters rate some through the pool
-(`operations.pool_simulation`), then serves the app with Django's development server.
+(`operations.pool_simulation`), runs the learning loop once (`operations.demo_loop`), then
+serves the app with Django's development server.
 Production serves with gunicorn instead (README). Every step is idempotent, so running it again
 just serves what is there.
 """
@@ -27,6 +28,7 @@ from labeling.unloading_folders import (
     ingest_folder,
 )
 from operations.demo import DEMO_PASSWORD, DemoUser, ensure_demo_users
+from operations.demo_loop import close_the_loop
 from operations.pool_simulation import (
     TruthFileError,
     rate_from_pool,
@@ -34,7 +36,8 @@ from operations.pool_simulation import (
     simulated_raters_exist,
 )
 from operations.synth import LABELS_FILE, write_unloadings
-from scrapannot.audit import verify_chain
+from scrapannot import background
+from scrapannot.audit import seal_pending, verify_chain
 
 
 def demo_url(addrport: str) -> str:
@@ -70,6 +73,11 @@ class Command(BaseCommand):
             help="railcars simulated raters rate first, so that adjudication, agreement and "
             "datasets have something to show (0: none)",
         )
+        parser.add_argument(
+            "--no-learning",
+            action="store_true",
+            help="skip the learning loop's first pass (calibrate, freeze, train, promote, score)",
+        )
         parser.add_argument("--addrport", default="127.0.0.1:8000")
         parser.add_argument("--no-serve", action="store_true", help="set everything up, then exit")
 
@@ -88,7 +96,10 @@ class Command(BaseCommand):
         folders = self.synthesize(out, options)
         self.ingest(folders)
         self.simulate(out, options["simulate"])
+        if not options["no_learning"]:
+            self.learn()
 
+        seal_pending()  # inline already on SQLite; on PostgreSQL, what beat would do
         report = verify_chain()
         self.stdout.write(
             f"Audit trail: {report.events} events, chain {'ok' if report.ok else 'BROKEN'}."
@@ -101,6 +112,10 @@ class Command(BaseCommand):
             "Serving with Django's development server (production runs gunicorn). "
             "Ctrl-C stops it.\n"
         )
+        if settings.CELERY_TASK_ALWAYS_EAGER:
+            # Without a broker, tasks the pages start (a training run, a scheduled job run now)
+            # go to the app's own background threads, so each page answers at once.
+            background.start()
         # insecure_serving: static files still load when someone runs the demo with DEBUG=0.
         call_command("runserver", options["addrport"], use_reloader=False, insecure_serving=True)
 
@@ -159,17 +174,26 @@ class Command(BaseCommand):
             report = rate_from_pool(railcars=railcars, truth=truth)
         self.stdout.write(report.summary())
 
+    def learn(self) -> None:
+        self.step("The learning loop once: calibrate raters, freeze, train, promote, score")
+        with self.quiet_tasks("mlloop.runs", "mlloop.scoring"):
+            report = close_the_loop()
+        self.stdout.write(report.summary())
+
     @contextmanager
-    def quiet_tasks(self) -> Iterator[None]:
-        """Without a broker, tasks run in-process and Celery logs one line per task."""
-        trace = logging.getLogger("celery.app.trace")
-        level = trace.level
+    def quiet_tasks(self, *names: str) -> Iterator[None]:
+        """Without a broker, tasks run in-process and Celery logs one line per task (and a
+        training run one per epoch, mlloop.runs)."""
+        loggers = [logging.getLogger(name) for name in ("celery.app.trace", *names)]
+        levels = [each.level for each in loggers]
         if self.verbosity < 2:
-            trace.setLevel(logging.WARNING)
+            for each in loggers:
+                each.setLevel(logging.WARNING)
         try:
             yield
         finally:
-            trace.setLevel(level)
+            for each, level in zip(loggers, levels, strict=True):
+                each.setLevel(level)
 
     def print_accounts(self, users: list[DemoUser], *, url: str) -> None:
         rows = [("user", "role", "signs in with")]

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('labeling', '0011_guideline'),
+        ('labeling', '0013_railcar_received_at'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -7,7 +7,10 @@ A delivery keeps the exact body it signs, so a retry or a replay sends the same 
 import uuid
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
+
+from operations.webhook_destinations import UnsafeDestination, check_destination
 
 
 class WebhookEvent(models.TextChoices):
@@ -40,9 +43,21 @@ class WebhookEndpoint(models.Model):
         )
 
     def clean(self) -> None:
-        from operations.webhooks import validate_endpoint
-
-        validate_endpoint(self)
+        """The admin form's validation: a reachable, allowed URL and known event types."""
+        errors: dict[str, str] = {}
+        try:
+            check_destination(self.url)
+        except UnsafeDestination as exc:
+            errors["url"] = str(exc)
+        unknown = set(self.event_types or []) - set(WebhookEvent.values)
+        if unknown:
+            errors["event_types"] = (
+                f"unknown events {sorted(unknown)}; known: {WebhookEvent.values}"
+            )
+        if not isinstance(self.lines, list) or not all(isinstance(x, str) for x in self.lines):
+            errors["lines"] = "a list of line names (empty: every line)"
+        if errors:
+            raise ValidationError(errors)
 
 
 class WebhookDelivery(models.Model):

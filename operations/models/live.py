@@ -117,17 +117,3 @@ class Escalation(models.Model):
 
     def __str__(self) -> str:
         return f"escalation of {self.railcar_id} to {self.route}"
-
-
-from operations.explanation_models import Explanation  # noqa: E402 - registered with the app
-from operations.webhook_models import (  # noqa: E402 - registered with the app's models
-    WebhookAttempt,
-    WebhookDelivery,
-    WebhookEndpoint,
-    WebhookEvent,
-)
-
-__all__ = [
-    "Escalation", "Explanation", "LiveEstimate", "OperatorDecision", "WebhookAttempt",
-    "WebhookDelivery", "WebhookEndpoint", "WebhookEvent",
-]  # fmt: skip
