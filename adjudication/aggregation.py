@@ -30,7 +30,7 @@ from adjudication.calibration import (
 )
 from adjudication.models import AdjudicationCase, Consensus, FinalLabel, Method
 from adjudication.policies import AggregationPolicy, aggregation_policy
-from labeling.models import Railcar, Rating
+from labeling.models import GoldRailcar, Railcar, Rating
 from scrapannot import audit
 from scrapannot.audit import canonical_json
 
@@ -154,6 +154,9 @@ def aggregate_railcar(
     with transaction.atomic():
         railcar = Railcar.objects.select_for_update().filter(pk=railcar_id).first()
         if railcar is None or railcar.status not in AGGREGATABLE:
+            return None
+        # A gold railcar's ratings score raters (adjudication.gold_scores): never a label.
+        if GoldRailcar.objects.filter(railcar=railcar).exists():
             return None
         ratings = rating_inputs(railcar_id)
         if not ratings or len(ratings) < railcar.raters_needed:
@@ -282,7 +285,7 @@ def reapply_preview() -> dict[str, int]:
         FinalLabel.objects.current()
         .filter(railcar__in=railcars)
         .values_list("railcar_id", flat=True)
-    )
+    ) | set(GoldRailcar.objects.filter(railcar__in=railcars).values_list("railcar_id", flat=True))
     for railcar_id, raters_needed in railcars.values_list("id", "raters_needed"):
         ratings = rating_inputs(railcar_id)
         if not ratings or len(ratings) < raters_needed or railcar_id in labelled:

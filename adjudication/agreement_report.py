@@ -10,7 +10,7 @@ figures. Rater names appear here, so nothing in this module may ever reach an an
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from statistics import median
 
@@ -31,6 +31,7 @@ from adjudication.agreement_statistics import (
     rater_confusion,
 )
 from adjudication.models import AdjudicationCase, FinalLabel, RaterCalibration
+from adjudication.uninformative import DESCRIPTIONS
 from labeling.models import InclusionKind, Mask, Railcar, Rating
 
 
@@ -57,6 +58,13 @@ class CalibrationRow:
     noise_sd: float
     n_ratings: int
     estimated_at: datetime
+    # False: the rater's ratings carry no information (adjudication.uninformative); `flags` why.
+    informative: bool = True
+    flags: tuple[str, ...] = ()
+
+    @property
+    def flag_text(self) -> str:
+        return ", ".join(DESCRIPTIONS.get(f, f) for f in self.flags)
 
 
 @dataclass(frozen=True)
@@ -107,6 +115,7 @@ class AgreementReport:
     rater_confusion: list[list[int]]  # symmetric: rows and columns are the two raters' grades
     final_confusion: list[list[int]]  # rows: final label's grade; columns: the rater's grade
     raters: list[RaterQuality]
+    rating_rows: list[RatingRow] = field(default_factory=list)  # what the figures came from
 
 
 # --- the page's figures ------------------------------------------------------------------------
@@ -172,6 +181,7 @@ def summarize(data: AgreementData) -> AgreementReport:
             ((data.finals[r.railcar_id].grade, r.grade) for r in labeled), categories
         ),
         raters=[_rater_quality(rater, rows, data) for rater, rows in sorted(by_rater.items())],
+        rating_rows=data.ratings,
     )
 
 
@@ -254,10 +264,18 @@ def load(*, since: date | None = None, until: date | None = None, line: str = ""
         RaterCalibration.objects.filter(annotator_id__in=ratings.values("annotator_id"))
         .order_by("annotator_id", "-estimated_at", "-id")
         .values_list(
-            "annotator__username", "offset", "scale", "noise_sd", "n_ratings", "estimated_at"
+            "annotator__username",
+            "offset",
+            "scale",
+            "noise_sd",
+            "n_ratings",
+            "estimated_at",
+            "informative",
+            "flags",
         )
     ):
-        calibrations.setdefault(rater, CalibrationRow(*fields))
+        *numbers, flags = fields
+        calibrations.setdefault(rater, CalibrationRow(*numbers, tuple(flags)))
     return AgreementData(
         ratings=rows, finals=finals, adjudicated=adjudicated, calibrations=calibrations
     )

@@ -8,6 +8,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
+from adjudication.agreement_icc import MIN_TARGETS
+from adjudication.agreement_pairs import gold_agreements, pair_agreements
 from adjudication.agreement_report import (
     AgreementReport,
     agreement_report,
@@ -15,6 +17,7 @@ from adjudication.agreement_report import (
     rated_lines,
 )
 from adjudication.agreement_statistics import MIN_RAILCARS
+from adjudication.gold_scores import gold_ratings
 from scrapannot import charts
 from scrapannot.roles import Role, role_required
 
@@ -107,6 +110,13 @@ def agreement(request: HttpRequest) -> HttpResponse:
     )
     context.update(
         report=report,
+        pairs=pair_agreements(
+            (r.railcar_id, r.rater, r.contamination_pct) for r in report.rating_rows
+        ),
+        gold_agreement=gold_agreements(
+            (g.rater, g.contamination_pct, g.truth_pct) for g in gold_ratings()
+        ),
+        min_pairs=MIN_TARGETS,
         charts=_charts(report),
         rater_heat=charts.heat_rows(report.categories, report.rater_confusion),
         final_heat=charts.heat_rows(report.categories, report.final_confusion),

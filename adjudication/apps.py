@@ -10,6 +10,9 @@ class AdjudicationConfig(AppConfig):
         from labeling import signals
 
         register_adjudication_policies()
+        from adjudication.policy_tradeoff import register_tradeoff_preview
+
+        register_tradeoff_preview()
         # Sent after the N-th rating commits: aggregation runs in a worker, never inside the
         # rater's request, so nothing about the consensus can reach the rater, not even a timing.
         signals.railcar_rated.connect(tasks.enqueue_aggregation, dispatch_uid="aggregation")

@@ -5,16 +5,20 @@ scale: the most stable stay within 0.5-1 point of the consensus, others drift 2-
 each rater's estimated offset and scale gives the calibrated consensus, offered beside the plain
 mean (policy aggregation.method).
 
-The estimator (`fit`) is a one-factor model fitted by EM over every rated railcar jointly:
+The estimator (`fit`, its EM in `calibration_em`) is a one-factor model fitted by EM over every
+rated railcar jointly:
 
     rating[r, i] = offset[r] + scale[r] * truth[i] + noise,  noise ~ N(0, noise_sd[r]^2)
     truth[i] ~ N(mu, tau^2), with mu and tau estimated from the data
 
 - Identifiability: truth is only known up to a shift and a stretch, so after every step the
-  parameters are renormalized to a rating-count-weighted mean offset of 0 and mean scale of 1 (the
-  calibrated consensus then reads on the scale of the average rating, as the plain mean does).
+  parameters are renormalized to a mean offset of 0 and mean scale of 1 over the raters, each
+  rater with MIN_RATINGS ratings or more counting once (the calibrated consensus then reads on the
+  scale of the average rater; weighting by rating counts handed it to the busiest raters).
 - Expert anchors: a senior inspector's decision (a current final label of source "adjudication")
-  is a better reading of truth than any consensus, so those railcars enter with their truth known.
+  is a better reading of truth than any consensus, and a gold railcar's truth (labeling.gold: a
+  lab analysis, a hand sort, a senior panel) better still, so those railcars enter with their
+  truth known (gold first where a railcar has both).
   Once there are at least MIN_ANCHORS of them they also fix the scale, and the renormalization is
   dropped: the calibrated consensus then reads on the experts' scale. With fewer, they would set a
   shift and a stretch from a handful of points, so they are left out as anchors (their ratings
@@ -25,40 +29,48 @@ The estimator (`fit`) is a one-factor model fitted by EM over every rated railca
   hundreds a regular rater has, the data dominate.
 - A railcar rated once and not anchored says nothing about its rater beyond the truth prior, and
   under a skewed truth distribution it would mostly add bias, so it is left out of the fit.
+- Censoring at 0: the form cannot take a reading below 0 %, so a rater with a negative offset
+  reads every near-clean railcar as 0.0; taken at face value that flattens their fitted line. A
+  0.0 enters the fit as its expected reading given that it was at most 0 (a Tobit step,
+  `calibration_em`).
+- Raters whose ratings carry no information (adjudication.uninformative: near-constant answers,
+  a scale at the floor, noise far above the panel's) would otherwise bend everyone's
+  calibration: through the identifiability normalization, a rater answering near a constant
+  pulls the whole scale flat. So the fit runs twice, the second time without them; they keep
+  the first fit's estimate, marked uninformative, and the consensus leaves them out of its value
+  and of the spread that decides adjudication (`calibrated_consensus`).
 """
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 from django.utils import timezone
 
+from adjudication.calibration_em import (  # noqa: F401 - the estimator's constants, re-exported
+    IDENTITY_NOISE_SD,
+    MAX_ITERATIONS,
+    MAX_SCALE,
+    MIN_ANCHORS,
+    MIN_NOISE_SD,
+    MIN_RATINGS,
+    MIN_SCALE,
+    MIN_TRUTH_SD,
+    PRIOR_NOISE_RATINGS,
+    PRIOR_NOISE_SD,
+    PRIOR_OFFSET_SD,
+    PRIOR_SCALE_SD,
+    TOLERANCE,
+    em,
+)
 from adjudication.models import FinalLabel, RaterCalibration
+from adjudication.uninformative import uninformative
+from labeling.gold import gold_truths
 from labeling.models import Rating
 from scrapannot import audit
 
-# Used for a rater with no calibration: read as they are.
-IDENTITY_NOISE_SD = 1.0
-# A scale below this is not trusted (it would blow up the correction): such a rater counts as 1.
-# The estimator never returns a scale below it.
-MIN_SCALE = 0.25
-MAX_SCALE = 4.0
-# A rater needs this many ratings in the fit (on railcars rated twice or more, or anchored) to get
-# a calibration: below it the prior would dominate and the estimate would mostly add noise.
-MIN_RATINGS = 8
-# Expert decisions needed before they, not the average rater, define the scale.
-MIN_ANCHORS = 10
-PRIOR_OFFSET_SD = 0.5
-PRIOR_SCALE_SD = 0.2
-PRIOR_NOISE_SD = 0.5
-PRIOR_NOISE_RATINGS = 4.0
-# Ratings have one decimal: their rounding alone is 0.029 points of noise.
-MIN_NOISE_SD = 0.05
-MIN_TRUTH_SD = 0.05
-MAX_ITERATIONS = 3000
-TOLERANCE = 1e-7
 # Serializes estimate_and_store runs (an arbitrary constant, distinct from the audit chain's).
 _STORE_LOCK_KEY = 0x5C4A_CA1B
 
@@ -71,6 +83,10 @@ class Calibration:
     scale: float = 1.0
     noise_sd: float = IDENTITY_NOISE_SD
     calibration_id: int | None = None
+    # False for a rater whose ratings carry no information (flags say why): left out of the
+    # calibrated consensus and its spread.
+    informative: bool = True
+    flags: tuple[str, ...] = ()
 
     def correct(self, value: float) -> float:
         """The rater's reading mapped back onto the consensus scale."""
@@ -98,6 +114,11 @@ class Fit:
     iterations: int
     converged: bool
 
+    @property
+    def flagged(self) -> dict[int, tuple[str, ...]]:
+        """{rater: why} of the raters found uninformative."""
+        return {k: c.flags for k, c in self.calibrations.items() if not c.informative}
+
 
 def _checked(observations: Iterable[Observation]) -> list[Observation]:
     rows = [(int(c), int(r), float(v)) for c, r, v in observations]
@@ -114,8 +135,31 @@ def fit(
     min_ratings: int = MIN_RATINGS,
 ) -> Fit:
     """Estimate every rater's offset, scale and noise from (railcar, rater, value) triples;
-    `anchors` maps railcar ids to expert-decided truth. Pure: no database."""
+    `anchors` maps railcar ids to expert-decided truth. Raters found uninformative are fitted
+    again without: they cannot bend the others' estimates. Pure: no database."""
     rows = _checked(observations)
+    first = _fit(rows, anchors=anchors, min_ratings=min_ratings)
+    flagged = uninformative(first.calibrations, rows, min_scale=MIN_SCALE)
+    if not flagged:
+        return first
+    kept = [row for row in rows if row[1] not in flagged]
+    second = _fit(kept, anchors=anchors, min_ratings=min_ratings)
+    calibrations, n_ratings = dict(second.calibrations), dict(second.n_ratings)
+    for rater, flags in flagged.items():
+        calibrations[rater] = replace(first.calibrations[rater], informative=False, flags=flags)
+        n_ratings[rater] = first.n_ratings[rater]
+    return Fit(
+        dict(sorted(calibrations.items())),
+        n_ratings,
+        first.ratings,
+        first.railcars,
+        second.anchors,
+        first.iterations + second.iterations,
+        second.converged,
+    )
+
+
+def _fit(rows: list[Observation], *, anchors: Mapping[int, float] | None, min_ratings: int) -> Fit:
     rated = {c for c, _, _ in rows}
     known = {c: float(v) for c, v in (anchors or {}).items() if c in rated}
     if len(known) < MIN_ANCHORS or np.ptp(list(known.values())) <= 0:
@@ -131,7 +175,7 @@ def fit(
     y = np.array([v for _, _, v in rows])
     fixed = np.array([int(c) in known for c in car_ids])
     truth_fixed = np.array([known.get(int(c), 0.0) for c in car_ids])
-    params, iterations, converged = _em(y, car, rater, fixed, truth_fixed, normalize=not known)
+    params, iterations, converged = em(y, car, rater, fixed, truth_fixed, normalize=not known)
     counts = np.bincount(rater, minlength=len(rater_ids))
     calibrations, n_ratings = {}, {}
     for k, annotator in enumerate(rater_ids):
@@ -152,72 +196,6 @@ def estimate(
     return fit(observations, anchors=anchors, min_ratings=min_ratings).calibrations
 
 
-def _em(
-    y: np.ndarray,
-    car: np.ndarray,
-    rater: np.ndarray,
-    fixed: np.ndarray,
-    truth_fixed: np.ndarray,
-    *,
-    normalize: bool,
-) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], int, bool]:
-    n_cars, n_raters = len(fixed), int(rater.max()) + 1
-    counts = np.bincount(rater, minlength=n_raters).astype(float)
-    offset, scale = np.zeros(n_raters), np.ones(n_raters)
-    noise_var = np.full(n_raters, PRIOR_NOISE_SD**2)
-    start = np.bincount(car, y, n_cars) / np.bincount(car, minlength=n_cars)
-    mu, tau_var = float(start.mean()), max(float(start.var()), MIN_TRUTH_SD**2)
-    prior_a, prior_b = 1.0 / PRIOR_OFFSET_SD**2, 1.0 / PRIOR_SCALE_SD**2
-    iterations, change = 0, np.inf
-    while iterations < MAX_ITERATIONS:
-        iterations += 1
-        # E-step: the posterior of each railcar's truth given its ratings.
-        w = scale[rater] / noise_var[rater]
-        precision = 1.0 / tau_var + np.bincount(car, w * scale[rater], n_cars)
-        mean = (mu / tau_var + np.bincount(car, w * (y - offset[rater]), n_cars)) / precision
-        var = 1.0 / precision
-        mean[fixed], var[fixed] = truth_fixed[fixed], 0.0
-        m, v = mean[car], var[car]
-        # M-step: each rater's MAP regression of their ratings on the truth.
-        inv = 1.0 / noise_var
-        s_m = np.bincount(rater, m, n_raters)
-        a11 = counts * inv + prior_a
-        a12 = s_m * inv
-        a22 = np.bincount(rater, m * m + v, n_raters) * inv + prior_b
-        r1 = np.bincount(rater, y, n_raters) * inv
-        r2 = np.bincount(rater, y * m, n_raters) * inv + prior_b
-        det = a11 * a22 - a12 * a12
-        new_scale = np.clip((a11 * r2 - a12 * r1) / det, MIN_SCALE, MAX_SCALE)
-        # Given the (possibly clipped) scale, the offset that minimizes the objective.
-        new_offset = (r1 - new_scale * a12) / a11
-        residual = y - new_offset[rater] - new_scale[rater] * m
-        rss = np.bincount(rater, residual**2 + new_scale[rater] ** 2 * v, n_raters)
-        new_noise_var = (rss + PRIOR_NOISE_RATINGS * PRIOR_NOISE_SD**2) / (
-            counts + PRIOR_NOISE_RATINGS
-        )
-        new_noise_var = np.maximum(new_noise_var, MIN_NOISE_SD**2)
-        mu = float(mean.mean())
-        tau_var = max(float(np.mean((mean - mu) ** 2 + var)), MIN_TRUTH_SD**2)
-        if normalize:
-            # truth' = shift + stretch * truth keeps every rating's fit and puts the average
-            # rater at offset 0, scale 1.
-            shift = float(np.average(new_offset, weights=counts))
-            stretch = float(np.average(new_scale, weights=counts))
-            new_offset = new_offset - new_scale * shift / stretch
-            new_scale = new_scale / stretch
-            mu, tau_var = shift + stretch * mu, max(stretch**2 * tau_var, MIN_TRUTH_SD**2)
-        change = max(
-            float(np.max(np.abs(new_offset - offset))),
-            float(np.max(np.abs(new_scale - scale))),
-            float(np.max(np.abs(np.sqrt(new_noise_var) - np.sqrt(noise_var)))),
-        )
-        offset, scale, noise_var = new_offset, new_scale, new_noise_var
-        if change < TOLERANCE:
-            break
-    params = (offset, np.clip(scale, MIN_SCALE, MAX_SCALE), np.sqrt(noise_var))
-    return params, iterations, change < TOLERANCE
-
-
 def _unchanged(row: RaterCalibration | None, calibration: Calibration, n_ratings: int) -> bool:
     return (
         row is not None
@@ -225,6 +203,8 @@ def _unchanged(row: RaterCalibration | None, calibration: Calibration, n_ratings
         and abs(row.offset - calibration.offset) < 1e-9
         and abs(row.scale - calibration.scale) < 1e-9
         and abs(row.noise_sd - calibration.noise_sd) < 1e-9
+        and row.informative == calibration.informative
+        and list(row.flags) == list(calibration.flags)
     )
 
 
@@ -259,6 +239,8 @@ def estimate_and_store(
         .filter(source=FinalLabel.Source.ADJUDICATION)
         .values_list("railcar_id", "contamination_pct")
     )
+    # Gold truth (a lab analysis, a hand sort, a senior panel) outranks a single decision.
+    anchors |= {railcar: pct for railcar, (pct, _grade) in gold_truths().items()}
     result = fit(
         ((c, r, float(v)) for c, r, v in observations.iterator(chunk_size=5000)),
         anchors={c: float(v) for c, v in anchors.items()},
@@ -274,6 +256,8 @@ def estimate_and_store(
                 offset=c.offset,
                 scale=c.scale,
                 noise_sd=c.noise_sd,
+                informative=c.informative,
+                flags=list(c.flags),
                 n_ratings=result.n_ratings[annotator],
                 estimated_at=now,
             )
@@ -290,6 +274,7 @@ def estimate_and_store(
                 "railcars": result.railcars,
                 "anchors": result.anchors,
                 "raters": len(result.calibrations),
+                "uninformative": {str(k): list(v) for k, v in result.flagged.items()},
                 "written": [row.pk for row in new_rows],
                 "unchanged": len(result.calibrations) - len(new_rows),
                 "min_ratings": MIN_RATINGS,
@@ -307,10 +292,12 @@ def latest_calibrations(annotator_ids: Iterable[int]) -> dict[int, Calibration]:
     rows = (
         RaterCalibration.objects.filter(annotator_id__in=list(annotator_ids))
         .order_by("annotator_id", "-estimated_at", "-id")
-        .values_list("annotator_id", "offset", "scale", "noise_sd", "id")
+        .values_list("annotator_id", "offset", "scale", "noise_sd", "id", "informative", "flags")
     )
-    for annotator_id, offset, scale, noise_sd, pk in rows:
-        found.setdefault(annotator_id, Calibration(offset, scale, noise_sd, pk))
+    for annotator_id, offset, scale, noise_sd, pk, informative, flags in rows:
+        found.setdefault(
+            annotator_id, Calibration(offset, scale, noise_sd, pk, informative, tuple(flags))
+        )
     return found
 
 
@@ -318,9 +305,15 @@ def calibrated_consensus(
     values: Sequence[float], calibrations: Sequence[Calibration], *, ddof: int
 ) -> tuple[float, float]:
     """(weighted mean, spread) of the corrected readings; the spread uses `ddof` like the plain
-    STD, so the two methods send railcars to adjudication by the same rule."""
-    corrected = np.array([c.correct(v) for v, c in zip(values, calibrations, strict=True)])
-    weights = np.array([c.weight for c in calibrations])
+    STD, so the two methods send railcars to adjudication by the same rule. Uninformative raters
+    are left out of both while two informative readings remain: their corrected reading is their
+    noise magnified up to 1 / MIN_SCALE times, and would decide the spread on its own."""
+    pairs = list(zip(values, calibrations, strict=True))
+    informative = [(v, c) for v, c in pairs if c.informative]
+    if len(informative) >= 2:
+        pairs = informative
+    corrected = np.array([c.correct(v) for v, c in pairs])
+    weights = np.array([c.weight for _, c in pairs])
     estimate = float(np.clip(np.average(corrected, weights=weights), 0.0, 100.0))
     spread = float(np.std(corrected, ddof=ddof)) if len(corrected) > ddof else 0.0
     return estimate, spread

@@ -188,6 +188,10 @@ class RaterCalibration(models.Model):
     offset = models.FloatField()
     scale = models.FloatField()
     noise_sd = models.FloatField()
+    # False for a rater whose ratings carry no information (near-constant, scale at the floor,
+    # noise far above the panel's; `flags` says which): left out of the calibrated consensus.
+    informative = models.BooleanField(default=True)
+    flags = models.JSONField(default=list, blank=True)
     n_ratings = models.PositiveIntegerField()
     estimated_at = models.DateTimeField(db_index=True)
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from adjudication import agreement_views, case_views
+from adjudication import agreement_views, case_views, gold_apis, gold_views
 
 app_name = "adjudication"
 
@@ -15,4 +15,11 @@ urlpatterns = [
     ),
     path("adjudication/railcars/<int:railcar_id>/reopen/", case_views.reopen, name="reopen"),
     path("adjudication/agreement/", agreement_views.agreement, name="agreement"),
+    path("adjudication/gold/", gold_views.gold_page, name="gold"),
+    path("adjudication/gold/import/", gold_views.gold_import, name="gold-import"),
+    path("adjudication/gold/<int:railcar_id>/retire/", gold_views.gold_retire, name="gold-retire"),
+]
+
+api_urlpatterns = [
+    path("gold/", gold_apis.GoldImportApi.as_view(), name="gold-import-api"),
 ]

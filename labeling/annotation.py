@@ -20,6 +20,7 @@ from labeling.models import (
     Assignment,
     Frame,
     FrameExclusion,
+    GoldRailcar,
     InclusionKind,
     Mask,
     Railcar,
@@ -325,11 +326,14 @@ def _work_counts(assignment: Assignment) -> dict[str, int]:
 
 
 def _close_if_fully_rated(*, railcar_id: int) -> Railcar | None:
-    """Mark the railcar rated once its last needed rating is in; the railcar if so."""
+    """Mark the railcar rated once its last needed rating is in; the railcar if so. A gold
+    railcar is never closed: it keeps collecting ratings that score raters, never a consensus."""
     railcar = (
         Railcar.objects.select_for_update().only("pk", "status", "raters_needed").get(pk=railcar_id)
     )
     if railcar.status != Railcar.Status.IN_POOL:
+        return None
+    if GoldRailcar.objects.filter(railcar_id=railcar_id).exists():
         return None
     if Rating.objects.filter(railcar_id=railcar_id).count() < railcar.raters_needed:
         return None

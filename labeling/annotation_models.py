@@ -69,6 +69,9 @@ class Assignment(models.Model):
     # pool.random_pick_share) rather than the priority order. Random picks are an unbiased
     # sample of the pool, for evaluating the next model honestly. Never shown to annotators.
     random_pick = models.BooleanField(default=False)
+    # A lease of a gold railcar (labeling.gold_models), taken outside the railcar's slots: it
+    # never counts against open_slots. Never shown to annotators.
+    gold_pick = models.BooleanField(default=False)
 
     class Meta:
         constraints = [

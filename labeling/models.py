@@ -218,9 +218,10 @@ from labeling.annotation_models import (  # noqa: E402 - registered with the app
     Mask,
     Rating,
 )
+from labeling.gold_models import GoldRailcar, GoldSource  # noqa: E402 - registered with the app's models
 from labeling.guideline_models import Guideline  # noqa: E402 - registered with the app's models
 
 __all__ = [
-    "Assignment", "FailureCode", "Frame", "FrameCheck", "FrameExclusion", "Grade", "Guideline",
-    "InclusionKind", "Layer", "Mask", "Railcar", "Rating",
+    "Assignment", "FailureCode", "Frame", "FrameCheck", "FrameExclusion", "GoldRailcar",
+    "GoldSource", "Grade", "Guideline", "InclusionKind", "Layer", "Mask", "Railcar", "Rating",
 ]  # fmt: skip

@@ -10,6 +10,7 @@ MIN_ELIGIBLE_LAYERS = "pool.min_eligible_layers"
 RATERS_PER_RAILCAR = "pool.raters_per_railcar"
 LEASE_MINUTES = "pool.lease_minutes"
 RANDOM_PICK_SHARE = "pool.random_pick_share"
+GOLD_SHARE = "pool.gold_share"
 
 # Why each default is what it is: see the comments on QualityThresholds and docs/quality-checks.md.
 _QUALITY_DESCRIPTIONS = {
@@ -61,6 +62,16 @@ def register_labeling_policies() -> None:
             "of the next model.",
             minimum=0.0,
             maximum=1.0,
+        ),
+        Policy(
+            key=GOLD_SHARE,
+            default=0.05,
+            description="Share of each annotator's leases that the pool draws from the gold "
+            "railcars (truth known from a lab analysis, a hand sort or a senior panel) they have "
+            "not rated yet, at random so that nobody can tell which: their ratings measure the "
+            "rater against the truth and anchor the calibration, and never become a label.",
+            minimum=0.0,
+            maximum=0.5,
         ),
         Policy(
             key=LEASE_MINUTES,

@@ -11,6 +11,14 @@ unbiased sample of the pool, whatever the learning loop's priorities are (a prio
 was not: random priorities compete with uncertainties on another scale). The database has the
 last word: one assignment per annotator and railcar, one holder per slot
 (`labeling.annotation_models`).
+
+Gold railcars (truth known, `labeling.gold_models`) never go out by priority or random pick. A
+share of each annotator's leases (policy pool.gold_share) is a gold pick instead: a gold railcar
+the annotator never held, taken outside its slots (any number of annotators may rate it once
+each). Whether a lease is a gold pick is drawn at random per lease, so neither the order of an
+annotator's leases nor anything served tells a gold railcar from another; when no gold railcar
+is left for the annotator, the lease is an ordinary one, and when no ordinary railcar is left for
+them there is no gold pick either (an empty pool that still hands out work would say "gold").
 """
 
 import math
@@ -19,15 +27,25 @@ from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, models, transaction
-from django.db.models import F, QuerySet
+from django.db.models import Exists, F, Max, OuterRef, QuerySet
 from django.utils import timezone
 
-from labeling.models import Assignment, Railcar
-from labeling.policies import LEASE_MINUTES, RANDOM_PICK_SHARE
+from labeling.models import Assignment, GoldRailcar, Railcar
+from labeling.policies import GOLD_SHARE, LEASE_MINUTES, RANDOM_PICK_SHARE
 from scrapannot import audit
 from scrapannot.policy import policy_values
 
 # Pseudonyms: two words and a number, unrelated to the railcar or to other assignments.
+# Statuses of a railcar that went through the quality checks into the pool: a gold railcar in one
+# of them has frames fit to be served.
+GOLD_ROUTABLE = (
+    Railcar.Status.IN_POOL,
+    Railcar.Status.RATED,
+    Railcar.Status.IN_ADJUDICATION,
+    Railcar.Status.LABELED,
+)
+_RANDOM = secrets.SystemRandom()
+
 _WORDS = [
     "amber", "basalt", "cedar", "delta", "ember", "fjord", "garnet", "harbor", "indigo",
     "juniper", "kestrel", "lagoon", "marble", "nickel", "onyx", "pewter", "quartz", "russet",
@@ -70,13 +88,13 @@ def expire_leases(*, now: object = None) -> int:
         stale = list(
             Assignment.objects.select_for_update(skip_locked=True)
             .filter(status=Assignment.Status.ACTIVE, lease_expires_at__lt=now)
-            .only("pk", "railcar_id")
+            .only("pk", "railcar_id", "gold_pick")
         )
         for assignment in stale:
             Assignment.objects.filter(pk=assignment.pk).update(
                 status=Assignment.Status.EXPIRED, finished_at=now
             )
-            Railcar.objects.filter(pk=assignment.railcar_id).update(open_slots=F("open_slots") + 1)
+            _give_back_slot(assignment)
             expired += 1
         if stale:
             audit.record(
@@ -108,11 +126,14 @@ def next_assignment(*, annotator: AbstractBaseUser) -> Assignment | None:
     policies = policy_values("pool.")
     lease = timedelta(minutes=int(policies[LEASE_MINUTES]))
     share = float(policies[RANDOM_PICK_SHARE])
+    gold_share = float(policies[GOLD_SHARE])
     expired_swept = False
     for _attempt in range(5):
         try:
             with transaction.atomic():
-                assignment = _take_slot(annotator=annotator, lease=lease, share=share)
+                assignment = _take_slot(
+                    annotator=annotator, lease=lease, share=share, gold_share=gold_share
+                )
         except IntegrityError:
             # Lost a race the row locks cannot see (the same annotator asking twice at once, a
             # pseudonym drawn twice): a constraint refused it. Look again.
@@ -131,10 +152,17 @@ def next_assignment(*, annotator: AbstractBaseUser) -> Assignment | None:
     return current_assignment(annotator=annotator)
 
 
+def _give_back_slot(assignment: Assignment) -> None:
+    # A gold pick was taken outside the railcar's slots: it has none to give back.
+    if not assignment.gold_pick:
+        Railcar.objects.filter(pk=assignment.railcar_id).update(open_slots=F("open_slots") + 1)
+
+
 def _candidates(*, annotator: AbstractBaseUser, random_pick: bool = False) -> QuerySet[Railcar]:
     order = ("tiebreak",) if random_pick else ("-priority", "created_at", "tiebreak")
     return (
         Railcar.objects.filter(status=Railcar.Status.IN_POOL, open_slots__gt=0)
+        .exclude(Exists(GoldRailcar.objects.filter(railcar=OuterRef("pk"))))
         .exclude(assignments__annotator=annotator)
         .order_by(*order)
         .only("pk", "raters_needed", "open_slots")
@@ -142,8 +170,13 @@ def _candidates(*, annotator: AbstractBaseUser, random_pick: bool = False) -> Qu
 
 
 def railcars_left(*, annotator: AbstractBaseUser) -> int:
-    """How many railcars the pool could still hand this annotator (a count, never which)."""
-    return _candidates(annotator=annotator).count()
+    """How many railcars the pool could still hand this annotator (a count, never which).
+
+    Gold railcars they have not held count too: a lease, gold or not, then takes exactly one
+    railcar off their count, so the count cannot tell a gold lease from an ordinary one. (Once
+    no ordinary railcar is left for them, the count still shows the gold ones they were never
+    handed: it says that some exist, never which.)"""
+    return _candidates(annotator=annotator).count() + _gold_candidates(annotator=annotator).count()
 
 
 def is_random_pick(*, leases_before: int, share: float) -> bool:
@@ -152,9 +185,46 @@ def is_random_pick(*, leases_before: int, share: float) -> bool:
     return math.floor((leases_before + 1) * share) > math.floor(leases_before * share)
 
 
-def _take_slot(*, annotator: AbstractBaseUser, lease: timedelta, share: float) -> Assignment | None:
+def _gold_candidates(*, annotator: AbstractBaseUser) -> QuerySet[Railcar]:
+    return (
+        Railcar.objects.filter(status__in=GOLD_ROUTABLE)
+        .filter(Exists(GoldRailcar.objects.filter(railcar=OuterRef("pk"), retired_at__isnull=True)))
+        .exclude(assignments__annotator=annotator)
+        .order_by("?")
+        .only("pk")
+    )
+
+
+def _take_gold(*, annotator: AbstractBaseUser, lease: timedelta) -> Assignment | None:
+    """A lease of a gold railcar this annotator never held, or None (none left, or all locked
+    this instant: the lease is then an ordinary one)."""
+    railcar = _gold_candidates(annotator=annotator).select_for_update(skip_locked=True).first()
+    if railcar is None:
+        return None
+    # Outside the slots: one past every slot this railcar ever had, under its row lock.
+    top = Assignment.objects.filter(railcar=railcar).aggregate(top=Max("slot"))["top"] or 0
+    return _lease(
+        railcar=railcar,
+        annotator=annotator,
+        slot=max(top, railcar.raters_needed) + 1,
+        lease=lease,
+        random_pick=False,
+        gold_pick=True,
+    )
+
+
+def _take_slot(
+    *, annotator: AbstractBaseUser, lease: timedelta, share: float, gold_share: float
+) -> Assignment | None:
+    # A gold pick only while ordinary work is waiting for this annotator: a railcar handed out
+    # from a pool that just said "nothing for you" would give a gold railcar away.
+    if _RANDOM.random() < gold_share and _candidates(annotator=annotator).exists():
+        gold = _take_gold(annotator=annotator, lease=lease)
+        if gold is not None:
+            return gold
     random_pick = is_random_pick(
-        leases_before=Assignment.objects.filter(annotator=annotator).count(), share=share
+        leases_before=Assignment.objects.filter(annotator=annotator, gold_pick=False).count(),
+        share=share,
     )
     candidates = _candidates(annotator=annotator, random_pick=random_pick)
     railcar = candidates.select_for_update(skip_locked=True).first()
@@ -171,6 +241,27 @@ def _take_slot(*, annotator: AbstractBaseUser, lease: timedelta, share: float) -
         )
     )
     slot = next(s for s in range(1, railcar.raters_needed + 1) if s not in taken)
+    assignment = _lease(
+        railcar=railcar,
+        annotator=annotator,
+        slot=slot,
+        lease=lease,
+        random_pick=random_pick,
+        gold_pick=False,
+    )
+    Railcar.objects.filter(pk=railcar.pk).update(open_slots=F("open_slots") - 1)
+    return assignment
+
+
+def _lease(
+    *,
+    railcar: Railcar,
+    annotator: AbstractBaseUser,
+    slot: int,
+    lease: timedelta,
+    random_pick: bool,
+    gold_pick: bool,
+) -> Assignment:
     now = timezone.now()
     assignment = Assignment.objects.create(
         railcar=railcar,
@@ -180,8 +271,8 @@ def _take_slot(*, annotator: AbstractBaseUser, lease: timedelta, share: float) -
         leased_at=now,
         lease_expires_at=now + lease,
         random_pick=random_pick,
+        gold_pick=gold_pick,
     )
-    Railcar.objects.filter(pk=railcar.pk).update(open_slots=F("open_slots") - 1)
     # Taken just now, so it holds no exclusion, mask or rating yet: its answer need not look
     # (three queries fewer on every fresh lease; see AssignmentOutputSerializer).
     assignment.fresh_lease = True
@@ -194,6 +285,7 @@ def _take_slot(*, annotator: AbstractBaseUser, lease: timedelta, share: float) -
             "slot": slot,
             "expires_at": assignment.lease_expires_at.isoformat(),
             "random_pick": random_pick,
+            "gold_pick": gold_pick,
         },
     )
     return assignment
@@ -232,7 +324,7 @@ def release_assignment(
         assignment.release_reason = (f"{reason}: {note}" if note else reason)[:200]
         assignment.finished_at = timezone.now()
         assignment.save(update_fields=["status", "release_reason", "finished_at"])
-        Railcar.objects.filter(pk=assignment.railcar_id).update(open_slots=F("open_slots") + 1)
+        _give_back_slot(assignment)
         audit.record(
             action="assignment.released",
             actor=annotator,

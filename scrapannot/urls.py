@@ -7,6 +7,7 @@ from drf_spectacular.views import (
     SpectacularSwaggerView,
 )
 
+from adjudication.urls import api_urlpatterns as adjudication_api
 from labeling.urls import api_urlpatterns as labeling_api
 from operations.urls import api_urlpatterns as operations_api
 from scrapannot import views
@@ -19,6 +20,7 @@ api_redoc = role_required(Role.ADMIN)(SpectacularRedocView.as_view(url_name="sch
 
 api_v1 = [
     *labeling_api,
+    *adjudication_api,
     *operations_api,
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", api_docs, name="api-docs"),

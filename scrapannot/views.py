@@ -11,6 +11,7 @@ from scrapannot.audit import backlog, verify_chain, verify_since_checkpoint
 from scrapannot.audit_search import AuditFilterForm, pretty_payload, search_events
 from scrapannot.health import health
 from scrapannot.models import AuditEvent
+from scrapannot.policy_previews import previews
 from scrapannot.roles import Role, role_required
 
 AUDIT_PAGE_SIZE = 50
@@ -85,6 +86,10 @@ def policies(request: HttpRequest) -> HttpResponse:
         }
         for p in policy.registered().values()
     ]
+    sections = [(p.template, p.context(request.GET)) for p in previews()]
     return render(
-        request, "scrapannot/policies.html", {"rows": rows}, status=400 if errors else 200
+        request,
+        "scrapannot/policies.html",
+        {"rows": rows, "sections": sections},
+        status=400 if errors else 200,
     )

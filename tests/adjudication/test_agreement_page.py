@@ -78,9 +78,10 @@ def test_the_page_only_answers_get(senior):
 
 def test_seniors_see_agreement_and_rater_quality(senior, rated, django_assert_max_num_queries):
     client = client_for(senior)
-    # Session, user, roles, lines, then ratings, labels, cases, calibrations, masks by kind: not
+    # Session, user, roles, lines, then ratings, labels, cases, calibrations, gold ratings, masks
+    # by kind: not
     # one per railcar.
-    with django_assert_max_num_queries(9):
+    with django_assert_max_num_queries(10):
         response = client.get(URL)
 
     assert response.status_code == 200

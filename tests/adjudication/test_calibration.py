@@ -145,7 +145,11 @@ def test_a_rater_who_always_says_the_same_gets_the_scale_floor():
     stuck = result.calibrations[3]
     assert stuck.scale == pytest.approx(MIN_SCALE, abs=0.01)
     assert np.isfinite(stuck.correct(4.0)) and np.isfinite(stuck.weight)
-    assert result.calibrations[1].scale > 1.0  # the others carry the scale
+    # Found uninformative and fitted again without: the others keep their own scale, where the
+    # stuck rater used to pull it flat (and the others' scales up to carry it).
+    assert not stuck.informative and "scale_at_floor" in stuck.flags
+    assert result.calibrations[1].scale == pytest.approx(1.0, abs=0.05)
+    assert result.calibrations[1].informative
 
 
 def test_all_zero_ratings_of_clean_railcars_are_fine():
@@ -358,3 +362,22 @@ def test_the_scheduled_task_estimates_in_a_worker(on_postgresql, celery_worker):
 
     wait_for(lambda: RaterCalibration.objects.count() == 3, what="the worker to calibrate")
     assert AuditEvent.objects.filter(action="calibration.estimated").count() == 1
+
+
+def test_ratings_cut_off_at_zero_do_not_flatten_a_raters_line():
+    # Rater 1 reads 1 point low and 30 % wide: every railcar below 0.77 % reads 0.0 on the form.
+    rng = np.random.default_rng(8)
+    truth = np.clip(rng.gamma(1.6, 1.7, 800), 0, 15)
+    observations = []
+    for i, t in enumerate(truth):
+        for rater, (offset, scale) in {1: (-1.0, 1.3), 2: (0.0, 1.0), 3: (0.2, 0.9)}.items():
+            reading = offset + scale * t + rng.normal(0, 0.3)
+            observations.append((i, rater, round(float(np.clip(reading, 0, 100)), 1)))
+    assert sum(v == 0.0 for _, r, v in observations if r == 1) > 100
+    experts = {i: round(float(truth[i]), 1) for i in range(80)}
+
+    result = fit(observations, anchors=experts)
+
+    low = result.calibrations[1]
+    assert low.offset == pytest.approx(-1.0, abs=0.1)
+    assert low.scale == pytest.approx(1.3, abs=0.05)

@@ -20,6 +20,9 @@ true ones. Estimates without anchors read on the average rater's scale (mean off
 1), so they are compared with the true parameters normalized the same way; anchored estimates are
 compared with the raw true parameters.
 
+Then the harder panels of issue 15 (tests/benchmarks/consensus_hard.py): a lazy rater,
+heavy-tailed noise, unequal workloads, all three, and 5 % gold railcars.
+
 No database is needed: `python -m tests.benchmarks.bench_consensus [--seeds 10]`, or
 `bin/bench consensus`.
 """
@@ -186,6 +189,7 @@ def main() -> None:
     parser.add_argument("--railcars", type=int, default=600)
     parser.add_argument("--raters", type=int, default=12)
     parser.add_argument("--per-railcar", type=int, default=3)
+    parser.add_argument("--hard-seeds", type=int, default=5, help="seeds per harder panel")
     args = parser.parse_args()
     print(
         f"Consensus on simulated raters: {args.railcars} railcars, {args.raters} raters, "
@@ -228,6 +232,11 @@ def main() -> None:
         f"{mean_rows[0].adjudication:.1%} -> {mean_rows[1].adjudication:.1%}; "
         f"estimation median {statistics.median(seconds) * 1e3:.0f} ms"
     )
+    if args.hard_seeds:
+        # Imported here: that module imports this one's helpers.
+        from tests.benchmarks.consensus_hard import main_hard
+
+        main_hard(args.hard_seeds)
 
 
 if __name__ == "__main__":
