@@ -2,8 +2,9 @@
 
 drf-spectacular documents what a view declares, which is the success; the errors come from
 layers every view shares: authentication (401), roles and line grants (403), path lookups (404),
-input validation (400), a body of a content type the operation does not read (415), the state rules of leases, ratings and unloadings (409), and a database
-that is restarting (503, with Retry-After; scrapannot.api.exception_handler). Each is an object
+input validation (400), a body of a content type the operation does not read (415), the state
+rules of leases, ratings and unloadings (409), and a database that is restarting (503, with
+Retry-After; scrapannot.api.exception_handler). Each is an object
 with `detail`, or field errors keyed by field name. A postprocessing hook adds those that apply to
 each operation, so a client generated from the schema, and schemathesis, know every code.
 """
