@@ -100,7 +100,10 @@ def read_artifact(model_version: ModelVersion) -> TrainedModel:
             attention_dim=config.attention_dim,
             ensemble=config.ensemble,
         )
-        model.load_state_dict(payload["state_dict"])
+        state = payload["state_dict"]
+        # Artifacts saved before the error model read the estimate's level: it adds nothing.
+        state.setdefault("error_level_slope", torch.zeros(()))
+        model.load_state_dict(state)
         inclusion = None
         if payload.get("inclusion_channels"):
             inclusion = InclusionHead(int(payload["inclusion_channels"]))

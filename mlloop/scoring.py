@@ -81,7 +81,9 @@ def predict_many(trained: TrainedModel, bags: Sequence[np.ndarray]) -> list[Pred
     contamination, spread, probs = outputs.contamination, outputs.spread, outputs.grade_probs
     model = trained.model
     with torch.inference_mode():
-        expected = model.expected_error(torch.from_numpy(spread).float()).numpy()
+        expected = model.expected_error(
+            torch.from_numpy(spread).float(), torch.from_numpy(contamination).float()
+        ).numpy()
     grades = trained.config.grades
     out = []
     for i in range(len(bags)):

@@ -1,11 +1,11 @@
 """Which unlabeled railcars to label next: the ones the model expects to get most wrong, without
 spending a round on near-identical railcars.
 
-`uncertainty` ranks by expected error: the expected absolute error of the contamination (the
-ensemble's spread scaled to percentage points on validation railcars, model.MilModel), in units
-of the adjudication threshold on raters' STD, plus the chance that the grade is wrong (1 minus the
-ensemble's top grade probability), so a grade head that is sure adds nothing, unlike an entropy
-term that stays large between two grades the model never confuses.
+`uncertainty` ranks by expected error: the expected absolute error of the contamination (fitted
+on validation railcars from the estimate's level and the ensemble's spread, model.MilModel), in
+units of the adjudication threshold on raters' STD, plus the chance that the grade is wrong (1
+minus the ensemble's top grade probability), so a grade head that is sure adds nothing, unlike an
+entropy term that stays large between two grades the model never confuses.
 
 `diverse_order` picks greedily, each next railcar the one with the highest uncertainty times
 min(1, d / d0), where d is its distance (in the model's pooled embedding) to the nearest railcar

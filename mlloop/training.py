@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy.optimize import nnls
 
 from mlloop.artifacts import TrainedModel
 from mlloop.config import ModelConfig
@@ -189,21 +190,24 @@ def fit(
 
 
 def fit_error_model(trained: TrainedModel, bags: Sequence[Bag]) -> None:
-    """Fit expected |error| = a + b * spread (pp, a and b >= 0) on held-out railcars by least
-    squares: the members' spread ranks railcars, this scales it to percentage points, so the
-    uncertainty reads as an error a rater's threshold can be compared with. The labels are
-    raters' consensus, so `a` also absorbs their noise."""
+    """Fit expected |error| = a + b * spread + c * estimate (pp; a, b, c >= 0) on held-out
+    railcars by non-negative least squares. The estimate's own level carries most of the
+    ranking (errors grow with the contamination); the members' spread adds what the model does
+    not know. The labels are raters' consensus, so `a` also absorbs their noise. With both
+    slopes at zero the spread stays the ranking, on its own scale."""
     contamination, spread, _, _ = ensemble_predictions(trained, bags)
     error = np.abs(contamination - np.asarray([b.contamination for b in bags]))
-    slope, intercept = 1.0, 0.0
-    if len(bags) >= 3 and float(spread.std()) > 0:
-        slope, intercept = np.polyfit(spread, error, 1)
-        if slope <= 0:  # the spread says nothing here: keep it as a ranking, on its own scale
+    intercept, slope, level = 0.0, 1.0, 0.0
+    if len(bags) >= 3:
+        design = np.column_stack([np.ones(len(bags)), spread, contamination])
+        (intercept, slope, level), _ = nnls(design, error)
+        if slope == 0.0 and level == 0.0:  # neither says anything here
             slope, intercept = 1.0, float(max(error.mean() - spread.mean(), 0.0))
     model = trained.model
     with torch.no_grad():
         model.error_slope.fill_(float(slope))
         model.error_intercept.fill_(float(max(intercept, 0.0)))
+        model.error_level_slope.fill_(float(level))
 
 
 @dataclass(frozen=True)

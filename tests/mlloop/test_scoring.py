@@ -41,6 +41,30 @@ def test_the_ensemble_gives_a_spread_an_expected_error_and_a_grade_distribution(
     assert predict(trained, bag).contamination_pct == prediction.contamination_pct
 
 
+def test_the_expected_error_grows_with_the_level_when_the_errors_do():
+    """Held-out labels noisier the higher the contamination (as raters' are): the error model
+    learns the level term, and a high estimate expects a larger error than a low one."""
+    import numpy as np
+
+    from mlloop.training import Bag, fit_error_model
+
+    trained = fit(feature_bags(40, seed=5), feature_bags(8, seed=6), _config(ensemble=3))
+    rng = np.random.default_rng(3)
+    noisy = [
+        Bag(b.features, max(0.0, b.contamination + rng.normal(scale=0.1 + 0.4 * b.contamination)),
+            b.grade)
+        for b in feature_bags(60, seed=8)
+    ]  # fmt: skip
+
+    fit_error_model(trained, noisy)
+
+    assert float(trained.model.error_level_slope) > 0
+    bags = sorted(feature_bags(20, seed=12), key=lambda b: b.contamination)
+    low, high = predict(trained, bags[0].features), predict(trained, bags[-1].features)
+    assert high.contamination_pct > low.contamination_pct
+    assert high.expected_error_pct > low.expected_error_pct
+
+
 def _config(**overrides):
     from mlloop.config import model_config
 

@@ -26,6 +26,7 @@ ROLE_OF_PREFIX = (
     ("/api/v1/assignments/", Role.ANNOTATOR),
     ("/api/v1/operate/", Role.OPERATOR),
     ("/api/v1/unloadings/", Role.PLANT_SYSTEM),
+    ("/api/v1/gold/", Role.ADMIN),
 )
 
 
@@ -49,7 +50,7 @@ def _keep_the_test_connection():
 @pytest.fixture
 def tokens(db):
     found = {}
-    for role in (Role.ANNOTATOR, Role.OPERATOR, Role.PLANT_SYSTEM):
+    for role in (Role.ANNOTATOR, Role.OPERATOR, Role.PLANT_SYSTEM, Role.ADMIN):
         user = user_with_roles(f"fuzz-{role.name.lower()}", role)
         grant_lines(user, "L1", "L2", permission="post_unloadings")
         grant_lines(user, "L1", "L2", permission="operate_line")
