@@ -52,7 +52,14 @@ CHUNK = 256
 class Prediction:
     contamination_pct: float
     contamination_spread: float  # STD over the ensemble's members, pp
-    expected_error_pct: float  # the spread scaled to an absolute error on validation railcars
+    # Expected absolute error (pp), fitted on validation railcars from the estimate's level and
+    # the members' spread (model.MilModel.expected_error): shown, and the live confidence.
+    expected_error_pct: float
+    # The part of it the members' disagreement explains: what labels can teach the model. The
+    # level's part is mostly the raters' own noise, which grows with the contamination; picking
+    # by it would fill the labeling budget with high railcars (measured: 110 labels to reach
+    # random's 100-label MAE, against 94 for the spread), so the pool order reads this part.
+    learnable_error_pct: float
     grade_probs: dict[str, float]
     grade_entropy: float
     embedding: np.ndarray  # the model's attention-pooled view of the railcar (for diversity)
@@ -84,6 +91,7 @@ def predict_many(trained: TrainedModel, bags: Sequence[np.ndarray]) -> list[Pred
         expected = model.expected_error(
             torch.from_numpy(spread).float(), torch.from_numpy(contamination).float()
         ).numpy()
+    learnable = float(model.error_slope) * spread
     grades = trained.config.grades
     out = []
     for i in range(len(bags)):
@@ -93,6 +101,7 @@ def predict_many(trained: TrainedModel, bags: Sequence[np.ndarray]) -> list[Pred
                 contamination_pct=float(contamination[i]),
                 contamination_spread=float(spread[i]),
                 expected_error_pct=float(expected[i]),
+                learnable_error_pct=float(learnable[i]),
                 grade_probs={g: float(v) for g, v in zip(grades, probs[i], strict=True)},
                 grade_entropy=float(-(p * np.log(p)).sum()),
                 embedding=outputs.pooled[i],
@@ -108,7 +117,7 @@ def predict(trained: TrainedModel, bag: np.ndarray) -> Prediction:
 
 def railcar_uncertainty(prediction: Prediction, *, std_threshold: float) -> float:
     return uncertainty(
-        expected_error_pct=prediction.expected_error_pct,
+        expected_error_pct=prediction.learnable_error_pct,
         top_grade_probability=prediction.top_grade_probability,
         std_threshold=std_threshold,
     )
