@@ -50,10 +50,10 @@ class MilModel(nn.Module):
     regression and classification heads, each initialised apart and trained on its own
     bootstrap resample of the railcars (training.fit). Their mean is the estimate, their spread
     what the model does not know. `error_intercept + error_slope * spread + error_level_slope *
-    estimate` (fitted on the validation railcars, training.fit_error_model) is the expected
-    absolute error in percentage points: errors grow with the contamination itself (a railcar at
-    12 % is misjudged by more points than one at 2 %), which ranks them far better than the
-    spread alone (Spearman with the error 0.40 against 0.05, measured on the bench's data).
+    estimate` (fitted on validation railcars in two steps, training.fit_error_model) is the
+    expected absolute error in percentage points: errors grow with the contamination itself (a
+    railcar at 12 % is misjudged by more points than one at 2 %), which ranks them far better
+    than the spread alone (Spearman with the error 0.40 against 0.05 on the bench's data).
 
     Features are whitened with the training layers' statistics, and the contamination target
     standardized; both are buffers, so they travel in the state dict with the weights."""

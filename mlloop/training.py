@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.optimize import nnls
 
 from mlloop.artifacts import TrainedModel
 from mlloop.config import ModelConfig
@@ -190,19 +189,26 @@ def fit(
 
 
 def fit_error_model(trained: TrainedModel, bags: Sequence[Bag]) -> None:
-    """Fit expected |error| = a + b * spread + c * estimate (pp; a, b, c >= 0) on held-out
-    railcars by non-negative least squares. The estimate's own level carries most of the
-    ranking (errors grow with the contamination); the members' spread adds what the model does
-    not know. The labels are raters' consensus, so `a` also absorbs their noise. With both
-    slopes at zero the spread stays the ranking, on its own scale."""
+    """Fit the expected |error| (pp) on held-out railcars in two steps. First a + b * spread by
+    least squares: the members' spread, what labels can teach, which the pool order reads (with
+    a slope that is not positive, the spread stays the ranking on its own scale). Then the
+    residual against the estimate's level, + c * estimate with c >= 0: errors grow with the
+    contamination (mostly raters' noise), which the expected error shown and the live confidence
+    read. The labels are raters' consensus, so `a` also absorbs their noise."""
     contamination, spread, _, _ = ensemble_predictions(trained, bags)
     error = np.abs(contamination - np.asarray([b.contamination for b in bags]))
-    intercept, slope, level = 0.0, 1.0, 0.0
-    if len(bags) >= 3:
-        design = np.column_stack([np.ones(len(bags)), spread, contamination])
-        (intercept, slope, level), _ = nnls(design, error)
-        if slope == 0.0 and level == 0.0:  # neither says anything here
+    slope, intercept, level = 1.0, 0.0, 0.0
+    if len(bags) >= 3 and float(spread.std()) > 0:
+        slope, intercept = np.polyfit(spread, error, 1)
+        if slope <= 0:  # the spread says nothing here: keep it as a ranking, on its own scale
             slope, intercept = 1.0, float(max(error.mean() - spread.mean(), 0.0))
+    if len(bags) >= 3 and float(contamination.std()) > 0:
+        residual = error - (intercept + slope * spread)
+        level, shift = np.polyfit(contamination, residual, 1)
+        if level > 0:
+            intercept += shift
+        else:
+            level = 0.0
     model = trained.model
     with torch.no_grad():
         model.error_slope.fill_(float(slope))
