@@ -16,6 +16,7 @@ import pytest
 
 from labeling.quality import CHECKS, QualityThresholds, measure_image, verdict
 from tests.labeling import quality_calibration as calibration
+from tests.labeling import quality_calibration_report as calibration_report
 from tests.labeling.quality_frames import (
     DEFAULTS,
     SHARP_PHOTOS,
@@ -277,7 +278,7 @@ def test_extraneous_flags_the_real_safety_orange_suit_of_the_astronaut() -> None
 
 
 def test_calibration_report_detects_each_defect_and_spares_clean_frames() -> None:
-    rows = calibration.calibration_report(
+    rows = calibration_report.calibration_report(
         photos=("coffee", "gravel", "chelsea"), synthetic_railcars=1, size=SIZE
     )
     by_key = {(r["set"], r["check"]): r for r in rows}
@@ -288,4 +289,4 @@ def test_calibration_report_detects_each_defect_and_spares_clean_frames() -> Non
     for check in ("blur", "underexposure", "overexposure", "haze"):
         assert by_key["photos", check]["false_alarms"] == 0
         assert by_key["synthetic", check]["false_alarms"] == 0
-    assert "| blur | photos |" in calibration.markdown_table(rows)
+    assert "| blur | photos |" in calibration_report.markdown_table(rows)
