@@ -115,6 +115,8 @@ class ModelVersion(models.Model):
         related_name="+",
     )
     started_at = models.DateTimeField(null=True, blank=True)
+    # The last sign of life of the worker running it (mlloop.runs beats every HEARTBEAT_S).
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     is_production = models.BooleanField(default=False)
     promoted_at = models.DateTimeField(null=True, blank=True)

@@ -4,9 +4,11 @@ A run's status, not the queue, records what is owed: a `queued` run owes a train
 restart loses queued messages, and a broker that refused the enqueue after the run committed
 (`scrapannot.enqueue.send`) leaves only the row. Beat runs this every five minutes (a data
 migration creates the schedule): a run queued for longer than SCRAPANNOT["RECONCILE_AFTER_S"], or
-running for longer than STALE_AFTER (its worker died), gets its task sent again, at most once per
-that period (a compare-and-set on `nudged_at`). Re-sending is safe: `runs.train_model_version`
-claims a run atomically, so a second delivery of a live run returns at once.
+running with a worker silent for SCRAPANNOT["TRAINING_STALE_S"] (the run beats its heart every
+30 s, so its worker died), gets its task sent again, at most once per period (a compare-and-set
+on `nudged_at`). Re-sending is safe: `runs.train_model_version` claims a run atomically, so a
+second delivery of a live run returns at once, and a worker that lost its run to a takeover
+stores nothing.
 
 A queued run may also just be waiting behind a long run on the training queue; the nudge then
 adds one message per period, which finds the run claimed or done and returns.
@@ -28,18 +30,24 @@ from scrapannot.enqueue import enqueue
 logger = logging.getLogger(__name__)
 Status = ModelVersion.Status
 
-# A run still "running" after this long belongs to a worker that died (the task's hard time
-# limit is shorter), so a redelivered message may take it over (runs._claim).
-STALE_AFTER = timedelta(hours=4)
 TRAIN_TASK = "mlloop.train_model"
+
+
+def stale_running(now: datetime) -> Q:
+    """Runs "running" whose worker has said nothing for TRAINING_STALE_S: it died, and a
+    redelivered message may take the run over (runs._claim). Rows from before the heartbeat
+    existed count from their start."""
+    silent = now - timedelta(seconds=settings.SCRAPANNOT["TRAINING_STALE_S"])
+    return Q(status=Status.RUNNING) & (
+        Q(heartbeat_at__lt=silent) | Q(heartbeat_at__isnull=True, started_at__lt=silent)
+    )
 
 
 def lost_runs(*, now: datetime, after: timedelta) -> Q:
     waited = now - after
-    return (
-        Q(status=Status.QUEUED, created_at__lt=waited)
-        | Q(status=Status.RUNNING, started_at__lt=now - STALE_AFTER)
-    ) & (Q(nudged_at__isnull=True) | Q(nudged_at__lt=waited))
+    return (Q(status=Status.QUEUED, created_at__lt=waited) | stale_running(now)) & (
+        Q(nudged_at__isnull=True) | Q(nudged_at__lt=waited)
+    )
 
 
 def requeue_lost_runs(*, now: datetime | None = None, after: timedelta | None = None) -> int:

@@ -2,18 +2,25 @@
 artifact, its metrics, and the promotion rule.
 
 The run writes its stage, progress and log lines to the ModelVersion row as it goes (each an
-autocommitted update), so the model page can poll them while the worker trains.
+autocommitted update), so the model page can poll them while the worker trains, and a heartbeat
+thread stamps `heartbeat_at` every HEARTBEAT_S, so that a run whose worker died is taken over
+within SCRAPANNOT["TRAINING_STALE_S"] (mlloop.reconcile) rather than after the task's time limit.
+A claim is identified by its `started_at`: a worker whose run was taken over (it stalled past the
+stale bound and woke up) no longer matches it, so its log lines, its result and its audit event
+are dropped instead of overwriting the live worker's.
 """
 
 import hashlib
 import logging
+import threading
+from datetime import datetime
 
 import numpy as np
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import transaction
-from django.db.models import Q
+from django.db import DatabaseError, connection, transaction
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from labeling.models import Frame
@@ -26,7 +33,7 @@ from mlloop.finetune import ImageBag, finetune
 from mlloop.inclusion import InclusionHead, fit_inclusion_head
 from mlloop.model import BackboneError
 from mlloop.models import DatasetItem, ModelVersion, Split
-from mlloop.reconcile import STALE_AFTER
+from mlloop.reconcile import stale_running
 from mlloop.training import Bag, TrainingError, evaluate, fit
 from scrapannot import audit
 
@@ -34,56 +41,103 @@ logger = logging.getLogger(__name__)
 # Fewer keyframes with masks than this in the train split: the masks are too few to teach the
 # inclusion head, and the run trains on pooled features only (said in its log).
 MIN_MASKED_KEYFRAMES = 20
+HEARTBEAT_S = 30.0
 Status = ModelVersion.Status
 
 
 class _Run:
-    """Stage, progress and log of a run, written through to its row."""
+    """Stage, progress and log of one claim of a run, written through to its row while the claim
+    (`claimed_at`, the row's `started_at`) is still the row's."""
 
-    def __init__(self, model_version: ModelVersion) -> None:
+    def __init__(self, model_version: ModelVersion, claimed_at: datetime) -> None:
         self.pk = model_version.pk
+        self.claimed_at = claimed_at
         self.lines: list[str] = []
+
+    def mine(self) -> QuerySet[ModelVersion]:
+        return ModelVersion.objects.filter(pk=self.pk, started_at=self.claimed_at)
 
     def say(self, line: str, *, progress: float | None = None, stage: str | None = None) -> None:
         logger.info("model version %s: %s", self.pk, line)
-        self.lines.append(f"{timezone.now():%Y-%m-%d %H:%M:%S} {line}")
-        fields: dict[str, object] = {"log": "\n".join(self.lines)}
+        now = timezone.now()
+        self.lines.append(f"{now:%Y-%m-%d %H:%M:%S} {line}")
+        fields: dict[str, object] = {"log": "\n".join(self.lines), "heartbeat_at": now}
         if progress is not None:
             fields["progress"] = round(min(max(progress, 0.0), 1.0), 4)
         if stage is not None:
             fields["stage"] = stage[:120]
-        ModelVersion.objects.filter(pk=self.pk).update(**fields)
+        self.mine().update(**fields)
 
 
-def _claim(model_version_id: int) -> bool:
-    """Queued -> running, atomically; False if another delivery of the task has it (or had it:
-    a finished run is never trained again)."""
+class _Heartbeat(threading.Thread):
+    """Stamps the run's `heartbeat_at` every HEARTBEAT_S until stopped, on its own connection;
+    a long epoch (fine-tuning on a CPU) says nothing for minutes, the heartbeat still beats."""
+
+    def __init__(self, run: _Run) -> None:
+        super().__init__(name=f"model-v{run.pk}-heartbeat", daemon=True)
+        self.run_ = run
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self.done.wait(HEARTBEAT_S):
+                try:
+                    self.run_.mine().filter(status=Status.RUNNING).update(
+                        heartbeat_at=timezone.now()
+                    )
+                except DatabaseError as exc:  # the database restarting: beat again next time
+                    logger.warning("model version %s: heartbeat failed: %s", self.run_.pk, exc)
+        finally:
+            connection.close()
+
+    def stop(self) -> None:
+        self.done.set()
+        self.join()
+
+
+def _claim(model_version_id: int) -> datetime | None:
+    """Queued (or running with a dead worker) -> running, atomically: the claim's time, or None
+    if another delivery of the task has it (or had it: a finished run is never trained again)."""
     now = timezone.now()
-    stale = now - STALE_AFTER
-    return bool(
+    claimed = (
         ModelVersion.objects.filter(pk=model_version_id)
-        .filter(Q(status=Status.QUEUED) | Q(status=Status.RUNNING, started_at__lt=stale))
-        .update(status=Status.RUNNING, started_at=now, progress=0.0, stage="starting", log="")
+        .filter(Q(status=Status.QUEUED) | stale_running(now))
+        .update(
+            status=Status.RUNNING,
+            started_at=now,
+            heartbeat_at=now,
+            progress=0.0,
+            stage="starting",
+            log="",
+        )
     )
+    return now if claimed else None
 
 
 def train_model_version(model_version_id: int) -> ModelVersion:
     """Train, evaluate, store and register one queued model version; a re-delivery of a run
     that is running or done changes nothing. Problems the user can fix (an empty split, an
     unknown backbone, unusable weights) end the run as failed with the reason in its log."""
-    if not _claim(model_version_id):
+    claimed_at = _claim(model_version_id)
+    if claimed_at is None:
         return ModelVersion.objects.get(pk=model_version_id)
     model_version = ModelVersion.objects.select_related("dataset_version").get(pk=model_version_id)
-    run = _Run(model_version)
+    run = _Run(model_version, claimed_at)
+    heartbeat = _Heartbeat(run)
+    heartbeat.start()
     try:
         trained, metrics = _train(model_version, run)
-        _succeed(model_version, run, trained, metrics)
+        stored = _succeed(model_version, run, trained, metrics)
     except (TrainingError, BackboneError, ValidationError, ArtifactError) as exc:
         _fail(model_version, run, str(exc))
         return ModelVersion.objects.get(pk=model_version_id)
     except Exception as exc:
         _fail(model_version, run, f"unexpected error: {exc!r}")
         raise
+    finally:
+        heartbeat.stop()
+    if not stored:
+        return ModelVersion.objects.get(pk=model_version_id)
     promoted = registry.auto_promote(ModelVersion.objects.get(pk=model_version_id))
     done = ModelVersion.objects.get(pk=model_version_id)
     run.lines = done.log.splitlines()
@@ -248,9 +302,25 @@ def _rebuilt(trained: TrainedModel, bags: dict[str, list[Bag]]) -> list[Bag]:
     ]
 
 
+def _still_mine(run: _Run) -> bool:
+    """Under the row's lock: is this claim still the running one? If not, another worker took
+    the run over while this one was silent past the stale bound."""
+    row = ModelVersion.objects.select_for_update().get(pk=run.pk)
+    if row.status == Status.RUNNING and row.started_at == run.claimed_at:
+        return True
+    logger.warning(
+        "model version %s: taken over by another worker (or finished) while this one was "
+        "silent; its result is dropped",
+        run.pk,
+    )
+    return False
+
+
 def _succeed(
     model_version: ModelVersion, run: _Run, trained: TrainedModel, metrics: dict[str, object]
-) -> None:
+) -> bool:
+    """Store the artifact and the metrics, audited; False (nothing stored) if the run is no
+    longer this claim's."""
     data = artifact_bytes(trained)
     digest = hashlib.sha256(data).hexdigest()
     name = default_storage.save(
@@ -261,7 +331,9 @@ def _succeed(
         f"artifact {name} ({len(data)} bytes); test: {_summary(test)}", progress=1.0, stage="done"
     )
     with transaction.atomic():
-        ModelVersion.objects.select_for_update().get(pk=model_version.pk)
+        if not _still_mine(run):
+            transaction.on_commit(lambda: default_storage.delete(name))
+            return False
         ModelVersion.objects.filter(pk=model_version.pk).update(
             status=Status.SUCCEEDED,
             metrics=metrics,
@@ -280,12 +352,14 @@ def _succeed(
                 "test": _headline(test),
             },
         )
+    return True
 
 
 def _fail(model_version: ModelVersion, run: _Run, reason: str) -> None:
     run.say(f"failed: {reason}", stage="failed")
     with transaction.atomic():
-        ModelVersion.objects.select_for_update().get(pk=model_version.pk)
+        if not _still_mine(run):
+            return
         ModelVersion.objects.filter(pk=model_version.pk).update(
             status=Status.FAILED, finished_at=timezone.now()
         )

@@ -4,10 +4,11 @@
 they hold a backbone and the CPU for minutes. Time limits: a run computes features for every
 frame the cache lacks (resnet18 at 224 px does some 40 frames/s on a few CPU cores, so a first
 run over 2,000 railcars of 20 layers takes about 20 minutes) and then trains the heads (seconds
-to minutes). 3 hours is generous; the hard limit stays below runs.STALE_AFTER, after which a
-redelivered message may take over a run whose worker died. The broker's visibility timeout
-(CELERY_VISIBILITY_TIMEOUT) must exceed the longest run, or Redis hands the message to a second
-worker meanwhile; that second delivery finds the run claimed and returns (runs._claim).
+to minutes). 3 hours is generous. A run beats its heart every 30 s while it trains; one silent
+for SCRAPANNOT["TRAINING_STALE_S"] (its worker died) may be taken over by a redelivered message
+(mlloop.reconcile), and the old worker, should it wake, stores nothing. The broker's visibility
+timeout (CELERY_VISIBILITY_TIMEOUT) must exceed the longest run, or Redis hands the message to a
+second worker meanwhile; that second delivery finds the run claimed and returns (runs._claim).
 """
 
 from typing import Any

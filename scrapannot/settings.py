@@ -290,6 +290,9 @@ SCRAPANNOT = {
     "RECONCILE_AFTER_S": env_int("SCRAPANNOT_RECONCILE_AFTER", 660),
     # An open (live) unloading that has received no frames this long is closed by the reconciler.
     "LIVE_IDLE_CLOSE_S": env_int("SCRAPANNOT_LIVE_IDLE_CLOSE", 7200),
+    # A running training run beats its heart every 30 s (mlloop.runs); one silent this long
+    # belongs to a worker that died, and the reconciler sends its task again.
+    "TRAINING_STALE_S": env_int("SCRAPANNOT_TRAINING_STALE", 600),
 }
 
 # Segment-anything: a local checkpoint (weights are never downloaded). Empty: the OpenCV engine.
