@@ -1,7 +1,8 @@
 """The harder panels of `bin/bench consensus` (tests/benchmarks/consensus_panels.py): the plain
-mean (the in-run baseline), the calibration, and the calibration with 5 % gold railcars as
-anchors; then how well gold recovers each rater's bias and
-scale once they have 200 ratings.
+mean (the in-run baseline), the calibration, the calibration with 5 % gold railcars as anchors,
+and the true parameters on the scale an unanchored fit reads on (what a perfect fit without
+anchors would give); then how well gold recovers each rater's bias and scale once they have 200
+ratings.
 
 Run by `python -m tests.benchmarks.bench_consensus` after the standard panels, or alone:
 `python -m tests.benchmarks.consensus_hard [--seeds 5]`.
@@ -19,7 +20,7 @@ from tests.benchmarks.common import setup_django
 setup_django()
 
 from adjudication import calibration
-from adjudication.calibration import fit
+from adjudication.calibration import Calibration, fit
 from tests.benchmarks.bench_consensus import CALIBRATED, MEAN, Row, consensus, print_rows, score
 from tests.benchmarks.consensus_panels import PANELS, HardSimulation, hard_simulation
 
@@ -50,6 +51,26 @@ def recovery(hard: HardSimulation, result: calibration.Fit) -> dict[str, float]:
     return out
 
 
+def panel_scale_truth(hard: HardSimulation) -> dict[int, Calibration]:
+    """The raters' true parameters put on the scale an unanchored fit reads on (every rater but
+    the lazy one counting once: mean offset 0, mean scale 1), the lazy rater left out as the fit
+    leaves it out: the best a calibration without anchors can do. What stays between it and the
+    truth is the bias the whole panel shares, which only anchors can remove."""
+    raters = hard.sim.panel.raters
+    kept = [k for k in range(len(raters)) if k != hard.lazy]
+    shift = statistics.fmean(raters[k].offset for k in kept)
+    stretch = statistics.fmean(raters[k].scale for k in kept)
+    return {
+        k: Calibration(
+            r.offset - r.scale * shift / stretch,
+            r.scale / stretch,
+            r.noise_sd,
+            informative=k != hard.lazy,
+        )  # fmt: skip
+        for k, r in enumerate(raters)
+    }
+
+
 def run_panel(seed: int, kind: str) -> tuple[list[Row], dict[str, float], bool | None]:
     hard = hard_simulation(seed=seed, kind=kind)
     sim = hard.sim
@@ -62,6 +83,8 @@ def run_panel(seed: int, kind: str) -> tuple[list[Row], dict[str, float], bool |
     with_gold = fit(observations + gold, anchors=anchors)
     gold_values = consensus(sim, CALIBRATED, with_gold.calibrations)
     rows.append(score("calibrated + 5 % gold", sim, *gold_values))
+    floor = consensus(sim, CALIBRATED, panel_scale_truth(hard))
+    rows.append(score("true parameters, panel's scale", sim, *floor))
     lazy_flagged = None if hard.lazy is None else hard.lazy in now.flagged
     return rows, recovery(hard, with_gold), lazy_flagged
 
@@ -72,6 +95,7 @@ def main_hard(seeds: int) -> None:
         "railcars, 12 raters, 3 per railcar; gold: 60 gold railcars at 5 % of each rater's leases"
     )
     ratios: dict[str, list[float]] = {}
+    floors: dict[str, list[float]] = {}
     for kind in PANELS:
         per_seed, recoveries, flagged = [], [], 0
         for seed in range(1, seeds + 1):
@@ -92,12 +116,15 @@ def main_hard(seeds: int) -> None:
         ]
         print_rows(f"panel: {kind} (mean over {seeds} seeds)", mean_rows)
         ratios[kind] = [rows[1].mae / rows[0].mae for rows in per_seed]
+        floors[kind] = [rows[3].mae / rows[0].mae for rows in per_seed]
         rec = {k: statistics.fmean(r[k] for r in recoveries) for k in recoveries[0]}
         worst = {k: max(r[k] for r in recoveries) for k in recoveries[0] if k.endswith("max")}
         lazy_note = f"; lazy rater flagged in {flagged}/{seeds} seeds" if has_lazy else ""
         print(
             f"calibrated / mean MAE per seed: {', '.join(f'{r:.2f}x' for r in ratios[kind])}"
             + lazy_note
+            + "\ntrue parameters on the panel's scale / mean MAE per seed (a perfect fit "
+            f"without anchors): {', '.join(f'{r:.2f}x' for r in floors[kind])}"
         )
         print(
             f"gold recovery (raters with >= {RECOVERY_AFTER} ratings, {rec['raters']:.1f} per "
