@@ -36,7 +36,7 @@ MIN_TRUTH_SD = 0.05
 MAX_ITERATIONS = 3000
 TOLERANCE = 1e-7
 # Degrees of freedom a rater's noise may take; 1e6 is the normal. Below 2 the variance is
-# infinite, and LLT (section 4) warn that nu near 1 lets a few points take over the fit.
+# infinite and a rater's line would rest on their few closest readings, so the grid stops at 2.
 NU_GRID = np.array([2.0, 2.5, 3.0, 4.0, 5.0, 7.0, 10.0, 15.0, 25.0, 50.0, 1e6])
 # nu is re-chosen every this many iterations and then held, so that a rater hovering between two
 # grid values cannot keep the EM from converging.
