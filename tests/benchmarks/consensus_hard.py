@@ -1,7 +1,8 @@
 """The harder panels of `bin/bench consensus` (tests/benchmarks/consensus_panels.py): the plain
-mean (the in-run baseline), the calibration, and the calibration with 5 % gold railcars as
-anchors; then how well gold recovers each rater's bias and
-scale once they have 200 ratings.
+mean (the in-run baseline), the calibration, the calibration with 5 % gold railcars as anchors,
+and the true parameters on the scale an unanchored fit reads on (what a perfect fit without
+anchors would give); then how well gold recovers each rater's bias and scale once they have 200
+ratings.
 
 Run by `python -m tests.benchmarks.bench_consensus` after the standard panels, or alone:
 `python -m tests.benchmarks.consensus_hard [--seeds 5]`.
@@ -19,7 +20,7 @@ from tests.benchmarks.common import setup_django
 setup_django()
 
 from adjudication import calibration
-from adjudication.calibration import fit
+from adjudication.calibration import MIN_RATINGS, Calibration, fit
 from tests.benchmarks.bench_consensus import CALIBRATED, MEAN, Row, consensus, print_rows, score
 from tests.benchmarks.consensus_panels import PANELS, HardSimulation, hard_simulation
 
@@ -50,6 +51,30 @@ def recovery(hard: HardSimulation, result: calibration.Fit) -> dict[str, float]:
     return out
 
 
+def panel_scale_truth(hard: HardSimulation) -> dict[int, Calibration]:
+    """The raters' true parameters put on the scale an unanchored fit reads on (mean offset 0,
+    mean scale 1, each rater weighted as the fit's normalization weighs them: once, or in
+    proportion below MIN_RATINGS ratings), the lazy rater left out as the fit leaves it out: what
+    a perfect fit without anchors would give. What stays between it and the truth is the bias
+    the whole panel shares, which only anchors can remove."""
+    raters = hard.sim.panel.raters
+    counts = np.bincount([r.rater for r in hard.sim.ratings], minlength=len(raters))
+    weights = np.minimum(counts, MIN_RATINGS).astype(float)
+    if hard.lazy is not None:
+        weights[hard.lazy] = 0.0
+    shift = float(np.average([r.offset for r in raters], weights=weights))
+    stretch = float(np.average([r.scale for r in raters], weights=weights))
+    return {
+        k: Calibration(
+            r.offset - r.scale * shift / stretch,
+            r.scale / stretch,
+            r.noise_sd,
+            informative=k != hard.lazy,
+        )  # fmt: skip
+        for k, r in enumerate(raters)
+    }
+
+
 def run_panel(seed: int, kind: str) -> tuple[list[Row], dict[str, float], bool | None]:
     hard = hard_simulation(seed=seed, kind=kind)
     sim = hard.sim
@@ -62,6 +87,8 @@ def run_panel(seed: int, kind: str) -> tuple[list[Row], dict[str, float], bool |
     with_gold = fit(observations + gold, anchors=anchors)
     gold_values = consensus(sim, CALIBRATED, with_gold.calibrations)
     rows.append(score("calibrated + 5 % gold", sim, *gold_values))
+    floor = consensus(sim, CALIBRATED, panel_scale_truth(hard))
+    rows.append(score("perfect fit without anchors", sim, *floor))
     lazy_flagged = None if hard.lazy is None else hard.lazy in now.flagged
     return rows, recovery(hard, with_gold), lazy_flagged
 
@@ -71,7 +98,8 @@ def main_hard(seeds: int) -> None:
         f"\nHarder panels (tests/benchmarks/consensus_panels.py): {seeds} seeds each, 1000 "
         "railcars, 12 raters, 3 per railcar; gold: 60 gold railcars at 5 % of each rater's leases"
     )
-    ratios: dict[str, list[float]] = {}
+    # {row: {panel: MAE / the plain mean's, per seed}} for every row but the mean.
+    ratios: dict[str, dict[str, list[float]]] = {}
     for kind in PANELS:
         per_seed, recoveries, flagged = [], [], 0
         for seed in range(1, seeds + 1):
@@ -91,26 +119,28 @@ def main_hard(seeds: int) -> None:
             for rows in zip(*per_seed, strict=True)
         ]
         print_rows(f"panel: {kind} (mean over {seeds} seeds)", mean_rows)
-        ratios[kind] = [rows[1].mae / rows[0].mae for rows in per_seed]
+        for n, row in enumerate(mean_rows[1:], start=1):
+            ratios.setdefault(row.name, {})[kind] = [r[n].mae / r[0].mae for r in per_seed]
         rec = {k: statistics.fmean(r[k] for r in recoveries) for k in recoveries[0]}
         worst = {k: max(r[k] for r in recoveries) for k in recoveries[0] if k.endswith("max")}
-        lazy_note = f"; lazy rater flagged in {flagged}/{seeds} seeds" if has_lazy else ""
-        print(
-            f"calibrated / mean MAE per seed: {', '.join(f'{r:.2f}x' for r in ratios[kind])}"
-            + lazy_note
-        )
+        for name, per_kind in ratios.items():
+            print(f"{name} / mean MAE per seed: {', '.join(f'{r:.2f}x' for r in per_kind[kind])}")
+        if has_lazy:
+            print(f"lazy rater flagged in {flagged}/{seeds} seeds")
         print(
             f"gold recovery (raters with >= {RECOVERY_AFTER} ratings, {rec['raters']:.1f} per "
             f"seed): offset err mean {rec['offset mean']:.3f} / worst {worst['offset max']:.3f} "
             f"pp; bias err mean {rec['bias mean']:.3f} / worst {worst['bias max']:.3f} pp; scale "
             f"err mean {rec['scale mean']:.3f} / worst {worst['scale max']:.3f}"
         )
-    every = [r for values in ratios.values() for r in values]
-    print(
-        f"\nharder panels: calibrated / mean MAE {statistics.fmean(every):.2f}x on average, "
-        f"worst panel-seed {max(every):.2f}x, per panel "
-        + ", ".join(f"{k} {statistics.fmean(v):.2f}x" for k, v in ratios.items())
-    )
+    print()
+    for name, per_kind in ratios.items():
+        every = [r for values in per_kind.values() for r in values]
+        print(
+            f"harder panels, {name} / mean MAE: {statistics.fmean(every):.2f}x on average, worst "
+            f"panel-seed {max(every):.2f}x, per panel "
+            + ", ".join(f"{k} {statistics.fmean(v):.2f}x" for k, v in per_kind.items())
+        )
 
 
 if __name__ == "__main__":
