@@ -1,0 +1,108 @@
+"""A fixed camera's own normal, from its history: the per-camera baseline of the haze check.
+
+Pure functions, no Django (labeling/camera_baselines.py stores and serves the baselines).
+
+The haze measure (quality_measures.haze) reads an evenly lit surface with no deep shadows (a
+brick wall, the lunar plain, a pile of fines under overcast light) exactly like a veil: from one
+frame the two cannot be told apart. A fixed camera's history can. In the airlight model a veil of
+opacity a over the clear view J gives I = (1 - a) J + a A, and the measure, a ratio of the darkest
+pixels to the brightest, moves from the clear view's h0 to about h0 + a (1 - h0) when the airlight
+A is about as bright as the scene's highlights: so (h - h0) / (1 - h0) estimates the veil a frame
+adds to what this camera normally sees, and the check holds that estimate to `max_veil`.
+Equivalently, and so that a stored check keeps one value and one threshold, the camera's haze
+limit becomes h0 + max_veil (1 - h0). Verified on the calibration photographs at 1920x1080
+(docs/quality-checks.md): the estimate recovers a = 0.2, 0.4, 0.6, 0.8 within 0.1 on ten of the
+eleven (reading high on the lunar plain, whose views differ most), and reads 0.21 at most on
+their clear frames, 0.38 or more at a = 0.4.
+
+h0 is a low quantile of the camera's recent haze values, not their median: a dusty stretch (a
+morning of dust, a week of smoke) fills the top of the history and does not move the bottom,
+so it does not become the normal. It is capped at `max_haze_baseline`: a camera whose clear views
+read hazier than that is not excused (it may be always veiled: a dirty window). A camera with
+too little history (a new one) keeps the absolute `max_haze`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from labeling.quality import QualityThresholds
+
+
+@dataclass(frozen=True)
+class HistoryRule:
+    """Policy: which history defines a camera's normal (labeling/policies.py registers these)."""
+
+    # The camera's last checked frames read: about ten unloadings, so that a lens cleaned or a
+    # camera moved becomes the new normal within a day or two of unloading.
+    frames: int = 500
+    # Below this a camera has no baseline and the absolute `max_haze` holds. 20 frames are one
+    # or two unloadings: enough for the low quantile to sit on clear frames, not on one outlier.
+    min_frames: int = 20
+    # The camera's clear view: the 15th percentile of its haze values. A hazy stretch shorter
+    # than 85 % of the history leaves it where it was (tested).
+    quantile: float = 0.15
+
+
+@dataclass(frozen=True)
+class CameraBaseline:
+    """What a camera's history says about its normal view."""
+
+    haze: float | None  # the clear-view haze h0 (the low quantile); None without history
+    occupancy: float | None  # median loaded-railcar share: what a proposed threshold halves
+    frames: int  # how many frames it was computed from
+
+
+def baseline_from_history(
+    *, haze: Sequence[float], occupancy: Sequence[float], rule: HistoryRule
+) -> CameraBaseline:
+    """The baseline of a camera from its haze and occupancy values, newest first (only the
+    first `rule.frames` of each are read; values that are not finite are left out)."""
+    hazes = [v for v in haze[: rule.frames] if math.isfinite(v)]
+    occupancies = [v for v in occupancy[: rule.frames] if math.isfinite(v)]
+    return CameraBaseline(
+        haze=float(np.quantile(hazes, rule.quantile)) if hazes else None,
+        occupancy=float(np.median(occupancies)) if occupancies else None,
+        frames=len(hazes),
+    )
+
+
+def haze_limit(baseline_haze: float, thresholds: QualityThresholds) -> float:
+    """The haze a frame of this camera may read: its capped clear view plus `max_veil` of the
+    way from there to 1."""
+    h0 = min(max(baseline_haze, 0.0), thresholds.max_haze_baseline)
+    return min(1.0, h0 + thresholds.max_veil * (1.0 - h0))
+
+
+def veil(value: float, baseline_haze: float, thresholds: QualityThresholds) -> float:
+    """The veil a frame reading `value` adds to the camera's (capped) clear view."""
+    h0 = min(max(baseline_haze, 0.0), thresholds.max_haze_baseline)
+    return (value - h0) / (1.0 - h0) if h0 < 1.0 else 0.0
+
+
+def usable(baseline: CameraBaseline | None, rule: HistoryRule) -> bool:
+    return baseline is not None and baseline.haze is not None and baseline.frames >= rule.min_frames
+
+
+def camera_thresholds(
+    thresholds: QualityThresholds, baseline: CameraBaseline | None, rule: HistoryRule
+) -> QualityThresholds:
+    """`thresholds` for one camera: `max_haze` replaced by the limit its baseline implies, or
+    unchanged when the camera has too little history (a new camera)."""
+    if not usable(baseline, rule):
+        return thresholds
+    assert baseline is not None and baseline.haze is not None  # noqa: S101 - usable() says so
+    return replace(thresholds, max_haze=haze_limit(baseline.haze, thresholds))
+
+
+def proposed_min_occupancy(baseline: CameraBaseline | None, rule: HistoryRule) -> float | None:
+    """Half of what this camera's frames usually read (the retuning rule of the occupancy
+    check, docs/quality-checks.md): proposed on the operations page, never applied by itself,
+    because a per-camera occupancy limit was measured to cost detection of railcars out of view."""
+    if baseline is None or baseline.occupancy is None or baseline.frames < rule.min_frames:
+        return None
+    return round(0.5 * baseline.occupancy, 3)
