@@ -15,9 +15,11 @@ class CameraBaseline(models.Model):
     # The clear-view haze h0: a low quantile of the camera's recent haze values (uncapped; the
     # cap is policy and applied where the baseline is used).
     haze = models.FloatField(null=True, blank=True)
-    # The median of its recent loaded-railcar shares (occupancy check).
+    # What its loaded railcars read without a box: the 75th percentile of the occupancy of its
+    # recent box-less frames (None: it sends boxes).
     occupancy = models.FloatField(null=True, blank=True)
-    frames = models.PositiveIntegerField(default=0)  # how many frames it was computed from
+    frames = models.PositiveIntegerField(default=0)  # how many frames the haze was computed from
+    occupancy_frames = models.PositiveIntegerField(default=0)  # how many box-less frames
     computed_at = models.DateTimeField()
 
     class Meta:

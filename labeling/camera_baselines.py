@@ -29,18 +29,26 @@ def _history(*, line: str, camera: str, rule: HistoryRule) -> quality_baseline.C
         Frame.objects.filter(railcar__line=line, camera=camera)
         .exclude(quality=Frame.Quality.PENDING)
         .order_by("-captured_at", "-id")
-        .values_list("pk", flat=True)[: rule.frames]
+        .values_list("pk", "railcar_box")[: rule.frames]
     )
+    boxless = {pk for pk, box in recent if box is None}
     values: dict[str, dict[int, float]] = {"haze": {}, "occupancy": {}}
     for frame_id, name, value in (
-        FrameCheck.objects.filter(frame_id__in=recent, name__in=values, value__isnull=False)
+        FrameCheck.objects.filter(
+            frame_id__in=[pk for pk, _ in recent], name__in=values, value__isnull=False
+        )
         .order_by()
         .values_list("frame_id", "name", "value")
     ):
         values[name][frame_id] = value
     return quality_baseline.baseline_from_history(
-        haze=[values["haze"][pk] for pk in recent if pk in values["haze"]],
-        occupancy=[values["occupancy"][pk] for pk in recent if pk in values["occupancy"]],
+        haze=[values["haze"][pk] for pk, _ in recent if pk in values["haze"]],
+        # Occupancy reads differently with a box (quality_baseline): box-less frames only.
+        occupancy=[
+            values["occupancy"][pk]
+            for pk, _ in recent
+            if pk in boxless and pk in values["occupancy"]
+        ],
         rule=rule,
     )
 
@@ -64,6 +72,7 @@ def refresh_camera_baselines() -> int:
                     "haze": found.haze,
                     "occupancy": found.occupancy,
                     "frames": found.frames,
+                    "occupancy_frames": found.occupancy_frames,
                     "computed_at": now,
                 },
             )
@@ -72,7 +81,10 @@ def refresh_camera_baselines() -> int:
 
 def _as_baseline(row: CameraBaseline) -> quality_baseline.CameraBaseline:
     return quality_baseline.CameraBaseline(
-        haze=row.haze, occupancy=row.occupancy, frames=row.frames
+        haze=row.haze,
+        occupancy=row.occupancy,
+        frames=row.frames,
+        occupancy_frames=row.occupancy_frames,
     )
 
 
@@ -98,18 +110,20 @@ class CameraThresholds:
     ) -> None:
         self.thresholds = thresholds
         self.rule = rule or history_rule()
-        self._baselines = baselines
-        self._found: dict[Key, QualityThresholds] = {}
+        # All baselines, loaded at once (a re-judge: a camera without a row has none), or read
+        # one camera at a time (a railcar's check).
+        self._complete = baselines is not None
+        self._baselines: dict[Key, quality_baseline.CameraBaseline | None] = dict(baselines or {})
+        self._found: dict[tuple[str, str, bool], QualityThresholds] = {}
 
-    def __call__(self, *, line: str, camera: str) -> QualityThresholds:
-        key = (line, camera)
+    def __call__(self, *, line: str, camera: str, boxed: bool) -> QualityThresholds:
+        """For a frame of this camera, with a railcar box (`boxed`) or without."""
+        key = (line, camera, boxed)
         if key not in self._found:
-            if self._baselines is not None:
-                baseline = self._baselines.get(key)
-            else:
-                baseline = baseline_of(line=line, camera=camera)
+            if (line, camera) not in self._baselines and not self._complete:
+                self._baselines[line, camera] = baseline_of(line=line, camera=camera)
             self._found[key] = quality_baseline.camera_thresholds(
-                self.thresholds, baseline, self.rule
+                self.thresholds, self._baselines.get((line, camera)), self.rule, boxed=boxed
             )
         return self._found[key]
 
@@ -126,8 +140,10 @@ class CameraRow:
     capped: bool  # h0 above max_haze_baseline: the cap holds instead (a veiled window?)
     max_haze: float  # what its frames are held to now: its own limit, or the absolute one
     own: bool  # whether that is its own limit (False: too little history, absolute max_haze)
-    occupancy: float | None  # median loaded-railcar share
-    proposed_min_occupancy: float | None  # half of that: a proposal, not applied
+    occupancy_frames: int
+    occupancy: float | None  # what its loaded railcars read without a box
+    min_occupancy: float  # what its box-less frames are held to now
+    own_occupancy: bool  # whether that is its own limit
 
 
 def camera_rows(*, line: str = "", camera: str = "") -> list[CameraRow]:
@@ -141,7 +157,7 @@ def camera_rows(*, line: str = "", camera: str = "") -> list[CameraRow]:
     found = []
     for row in rows:
         baseline = _as_baseline(row)
-        held_to = quality_baseline.camera_thresholds(thresholds, baseline, rule)
+        held_to = quality_baseline.camera_thresholds(thresholds, baseline, rule, boxed=False)
         found.append(
             CameraRow(
                 line=row.line,
@@ -152,8 +168,10 @@ def camera_rows(*, line: str = "", camera: str = "") -> list[CameraRow]:
                 capped=row.haze is not None and row.haze > thresholds.max_haze_baseline,
                 max_haze=held_to.max_haze,
                 own=quality_baseline.usable(baseline, rule),
+                occupancy_frames=row.occupancy_frames,
                 occupancy=row.occupancy,
-                proposed_min_occupancy=quality_baseline.proposed_min_occupancy(baseline, rule),
+                min_occupancy=held_to.min_occupancy,
+                own_occupancy=quality_baseline.usable_occupancy(baseline, rule),
             )
         )
     return found

@@ -207,7 +207,15 @@ def append_frames(
     checked = {
         e["file"]: (
             v,
-            _measure(v, e, per_camera(line=railcar.line, camera=e.get("camera") or railcar.camera)),
+            _measure(
+                v,
+                e,
+                per_camera(
+                    line=railcar.line,
+                    camera=e.get("camera") or railcar.camera,
+                    boxed=e.get("railcar_box") is not None,
+                ),
+            ),
         )
         for e in fresh
         for v in [check_source(e, sources.get(e["file"]))]

@@ -89,7 +89,8 @@ def check_railcar(*, railcar_id: int) -> Railcar | None:
     # Each camera's frames are held to its own baseline where it has one (camera_baselines).
     per_camera = CameraThresholds(thresholds)
     for frame in railcar.frames.filter(quality=Frame.Quality.PENDING).order_by("index"):
-        held_to = per_camera(line=railcar.line, camera=frame.camera)
+        boxed = frame.railcar_box is not None
+        held_to = per_camera(line=railcar.line, camera=frame.camera, boxed=boxed)
         save_frame_checks(frame=frame, results=measure_frame(frame=frame, thresholds=held_to))
     return conclude_checks(railcar_id=railcar_id, thresholds=thresholds)
 
@@ -173,12 +174,18 @@ def rejudge(
     the pool and the attention list."""
     per_camera = per_camera or CameraThresholds(thresholds)
     line = Railcar.objects.values_list("line", flat=True).get(pk=railcar_id)
-    cameras = dict(Frame.objects.filter(railcar_id=railcar_id).values_list("pk", "camera"))
+    cameras = {
+        pk: (camera, box is not None)
+        for pk, camera, box in Frame.objects.filter(railcar_id=railcar_id).values_list(
+            "pk", "camera", "railcar_box"
+        )
+    }
     checks = list(FrameCheck.objects.filter(frame__railcar_id=railcar_id).order_by("frame_id"))
     by_frame: dict[int, list[FrameCheck]] = {}
     for check in checks:
         if check.name != "decode" and check.value is not None:
-            held_to = per_camera(line=line, camera=cameras[check.frame_id])
+            camera, boxed = cameras[check.frame_id]
+            held_to = per_camera(line=line, camera=camera, boxed=boxed)
             check.passed = quality.verdict(check.name, check.value, held_to)
             check.threshold = quality.threshold_for(check.name, check.value, held_to)
             check.detail = (
@@ -232,11 +239,20 @@ def rejudge_preview(*, thresholds: QualityThresholds | None = None) -> RejudgePr
         .values_list("pk", "status")
     )
     eligible: dict[int, bool] = {}
-    for frame_id, line, camera, name, value, passed in FrameCheck.objects.filter(
+    for frame_id, line, camera, box, name, value, passed in FrameCheck.objects.filter(
         frame__railcar_id__in=statuses
-    ).values_list("frame_id", "frame__railcar__line", "frame__camera", "name", "value", "passed"):
+    ).values_list(
+        "frame_id",
+        "frame__railcar__line",
+        "frame__camera",
+        "frame__railcar_box",
+        "name",
+        "value",
+        "passed",
+    ):
         if name != "decode" and value is not None:
-            passed = quality.verdict(name, value, per_camera(line=line, camera=camera))
+            held_to = per_camera(line=line, camera=camera, boxed=box is not None)
+            passed = quality.verdict(name, value, held_to)
         eligible[frame_id] = eligible.get(frame_id, True) and passed
     frames_changing = 0
     layers: dict[int, set[int]] = {railcar_id: set() for railcar_id in statuses}

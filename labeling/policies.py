@@ -35,7 +35,12 @@ _QUALITY_DESCRIPTIONS = {
     "(1 - baseline), 0-1 (dust/smoke check, cameras with a baseline).",
     "max_haze_baseline": "Highest clear-view haze a camera's history may set as its normal, 0-1: "
     "a camera that always reads hazier is not excused (dust/smoke check).",
-    "min_occupancy": "Least share of the frame showing a loaded railcar, 0-1 (occupancy check).",
+    "min_occupancy": "Least share of the frame showing a loaded railcar, 0-1 (occupancy check); "
+    "a camera with a baseline holds its frames without a railcar box to this times its usual "
+    "texture share.",
+    "min_occupancy_normal": "Lowest usual texture share a camera's history may set for its "
+    "frames without a railcar box, 0-1: a camera that never sees texture is not excused "
+    "(occupancy check).",
     "max_highvis_share": "Largest share of safety colours in the railcar region, 0-1 "
     "(extraneous-object check).",
 }

@@ -88,6 +88,12 @@ class QualityThresholds:
     # 0.09-0.18, one 60 % out of view 0.20. Depends on how the camera frames the railcar: retune
     # per plant, to about half of what a good frame reads.
     min_occupancy: float = 0.25
+    # Frames without a railcar box of a camera with a baseline: the centre window's texture share
+    # is read against what that camera's loaded railcars usually show (quality_baseline), so
+    # `min_occupancy` is multiplied by the camera's usual share, down to this floor: a camera
+    # that never sees texture there (an empty floor, a lens smeared over) is not excused. The
+    # calibration photographs' cameras read 0.43-1 (the dusk launch lowest), so 0.5 spares them.
+    min_occupancy_normal: float = 0.5
     # Share of the railcar region in fluorescent safety colours. A worker's vest seen from above
     # at 1920x1080 covers roughly 0.2 % of the railcar; scrap, rust and the yellow crane boom
     # stay at 0. Clean photographs stay at or under 0.1 % but for warm-lit orange wood (9 %).

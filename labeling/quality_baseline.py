@@ -20,6 +20,15 @@ morning of dust, a week of smoke) fills the top of the history and does not move
 so it does not become the normal. It is capped at `max_haze_baseline`: a camera whose clear views
 read hazier than that is not excused (it may be always veiled: a dirty window). A camera with
 too little history (a new one) keeps the absolute `max_haze`.
+
+Occupancy, for frames without a railcar box only: there the value is the centre window's share
+of the frame (a constant) times the share of it that shows texture, and how much texture a loaded
+railcar shows in that window depends on what the camera looks at. The camera's usual texture
+share t0 is the 75th percentile of its recent box-less occupancy values (what its loaded railcars
+read) over the window's share, at least `min_occupancy_normal`; its box-less frames are held to
+`min_occupancy` x t0, which is the absolute check on texture / t0. Frames with a box keep the
+absolute `min_occupancy`: there the railcar's share of the frame varies (a railcar out of view
+reads low), and the stored value alone cannot say which factor is low.
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from labeling.quality import QualityThresholds
+from labeling.quality_measures import CENTRE_WINDOW
 
 
 @dataclass(frozen=True)
@@ -48,26 +58,35 @@ class HistoryRule:
     quantile: float = 0.15
 
 
+# What a camera's loaded railcars read without a box: the 75th percentile of its box-less
+# occupancy values. High, because the last grabs of every unloading show an emptying railcar.
+OCCUPANCY_QUANTILE = 0.75
+CENTRE_SHARE = (CENTRE_WINDOW[2] - CENTRE_WINDOW[0]) * (CENTRE_WINDOW[3] - CENTRE_WINDOW[1])
+
+
 @dataclass(frozen=True)
 class CameraBaseline:
     """What a camera's history says about its normal view."""
 
     haze: float | None  # the clear-view haze h0 (the low quantile); None without history
-    occupancy: float | None  # median loaded-railcar share: what a proposed threshold halves
-    frames: int  # how many frames it was computed from
+    occupancy: float | None  # loaded-railcar share of its box-less frames (OCCUPANCY_QUANTILE)
+    frames: int  # how many frames the haze baseline was computed from
+    occupancy_frames: int = 0  # how many box-less frames the occupancy baseline was
 
 
 def baseline_from_history(
     *, haze: Sequence[float], occupancy: Sequence[float], rule: HistoryRule
 ) -> CameraBaseline:
-    """The baseline of a camera from its haze and occupancy values, newest first (only the
-    first `rule.frames` of each are read; values that are not finite are left out)."""
+    """The baseline of a camera from its haze values and the occupancy values of its frames
+    without a railcar box, each newest first, from its last `rule.frames` checked frames (values
+    that are not finite are left out)."""
     hazes = [v for v in haze[: rule.frames] if math.isfinite(v)]
     occupancies = [v for v in occupancy[: rule.frames] if math.isfinite(v)]
     return CameraBaseline(
         haze=float(np.quantile(hazes, rule.quantile)) if hazes else None,
-        occupancy=float(np.median(occupancies)) if occupancies else None,
+        occupancy=float(np.quantile(occupancies, OCCUPANCY_QUANTILE)) if occupancies else None,
         frames=len(hazes),
+        occupancy_frames=len(occupancies),
     )
 
 
@@ -84,25 +103,41 @@ def veil(value: float, baseline_haze: float, thresholds: QualityThresholds) -> f
     return (value - h0) / (1.0 - h0) if h0 < 1.0 else 0.0
 
 
+def occupancy_limit(baseline_occupancy: float, thresholds: QualityThresholds) -> float:
+    """The occupancy a box-less frame of this camera must reach: `min_occupancy` times the
+    camera's usual texture share, at least `min_occupancy_normal` and at most 1."""
+    normal = min(1.0, max(baseline_occupancy / CENTRE_SHARE, thresholds.min_occupancy_normal))
+    return thresholds.min_occupancy * normal
+
+
 def usable(baseline: CameraBaseline | None, rule: HistoryRule) -> bool:
+    """Whether the camera has enough history for its own haze limit."""
     return baseline is not None and baseline.haze is not None and baseline.frames >= rule.min_frames
 
 
+def usable_occupancy(baseline: CameraBaseline | None, rule: HistoryRule) -> bool:
+    """Whether it has enough box-less frames for its own occupancy limit."""
+    return (
+        baseline is not None
+        and baseline.occupancy is not None
+        and baseline.occupancy_frames >= rule.min_frames
+    )
+
+
 def camera_thresholds(
-    thresholds: QualityThresholds, baseline: CameraBaseline | None, rule: HistoryRule
+    thresholds: QualityThresholds,
+    baseline: CameraBaseline | None,
+    rule: HistoryRule,
+    *,
+    boxed: bool,
 ) -> QualityThresholds:
-    """`thresholds` for one camera: `max_haze` replaced by the limit its baseline implies, or
-    unchanged when the camera has too little history (a new camera)."""
-    if not usable(baseline, rule):
-        return thresholds
-    assert baseline is not None and baseline.haze is not None  # noqa: S101 - usable() says so
-    return replace(thresholds, max_haze=haze_limit(baseline.haze, thresholds))
-
-
-def proposed_min_occupancy(baseline: CameraBaseline | None, rule: HistoryRule) -> float | None:
-    """Half of what this camera's frames usually read (the retuning rule of the occupancy
-    check, docs/quality-checks.md): proposed on the operations page, never applied by itself,
-    because a per-camera occupancy limit was measured to cost detection of railcars out of view."""
-    if baseline is None or baseline.occupancy is None or baseline.frames < rule.min_frames:
-        return None
-    return round(0.5 * baseline.occupancy, 3)
+    """`thresholds` for one frame of one camera: `max_haze` replaced by the limit its baseline
+    implies, and for a frame without a railcar box (`boxed` False) `min_occupancy` too; each
+    unchanged when the camera has too little history for it (a new camera)."""
+    changes = {}
+    if baseline is not None and usable(baseline, rule) and baseline.haze is not None:
+        changes["max_haze"] = haze_limit(baseline.haze, thresholds)
+    if baseline is not None and not boxed and usable_occupancy(baseline, rule):
+        assert baseline.occupancy is not None  # noqa: S101 - usable_occupancy() says so
+        changes["min_occupancy"] = occupancy_limit(baseline.occupancy, thresholds)
+    return replace(thresholds, **changes) if changes else thresholds

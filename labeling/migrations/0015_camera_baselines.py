@@ -36,6 +36,7 @@ class Migration(migrations.Migration):
                 ('haze', models.FloatField(blank=True, null=True)),
                 ('occupancy', models.FloatField(blank=True, null=True)),
                 ('frames', models.PositiveIntegerField(default=0)),
+                ('occupancy_frames', models.PositiveIntegerField(default=0)),
                 ('computed_at', models.DateTimeField()),
             ],
             options={

@@ -339,7 +339,8 @@ def baseline_of(frames: Iterator[tuple[bytes, tuple[float, ...] | None]]) -> Cam
         }
         if values.get("haze") is not None:
             haze.append(values["haze"])
-            occupancy.append(values["occupancy"])
+            if box is None:  # as the product reads occupancy: box-less frames only
+                occupancy.append(values["occupancy"])
     return quality_baseline.baseline_from_history(
         haze=haze, occupancy=occupancy, rule=HistoryRule()
     )
@@ -372,7 +373,10 @@ def with_baselines(
     judged = []
     for o in outcomes:
         held_to = quality_baseline.camera_thresholds(
-            thresholds, baselines.get(o.sample.source), rule
+            thresholds,
+            baselines.get(o.sample.source),
+            rule,
+            boxed=o.sample.railcar_box is not None,
         )
         failed = frozenset(
             c for c in CHECKS if c in o.values and not verdict(c, o.values[c], held_to)

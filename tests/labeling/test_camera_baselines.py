@@ -12,7 +12,7 @@ from labeling.camera_baselines import CameraThresholds
 from labeling.models import CameraBaseline, Frame, FrameCheck, Railcar
 from labeling.policies import quality_thresholds
 from labeling.quality import CheckResult
-from labeling.quality_baseline import haze_limit
+from labeling.quality_baseline import haze_limit, occupancy_limit
 from scrapannot.policy import set_policy
 from tests.conftest import client_for
 from tests.labeling.test_pipeline import synth_railcar
@@ -53,8 +53,9 @@ def test_the_baseline_from_history_leaves_out_a_hazy_stretch() -> None:
     assert camera_baselines.refresh_camera_baselines() == 1
 
     row = CameraBaseline.objects.get(line="L1", camera="cam-east")
-    assert row.frames == 100 and row.haze <= 0.1 and row.occupancy == pytest.approx(0.4)
-    held_to = CameraThresholds(quality_thresholds())(line="L1", camera="cam-east")
+    assert row.frames == row.occupancy_frames == 100
+    assert row.haze <= 0.1 and row.occupancy == pytest.approx(0.4)
+    held_to = CameraThresholds(quality_thresholds())(line="L1", camera="cam-east", boxed=False)
     assert held_to.max_haze == pytest.approx(haze_limit(row.haze, quality_thresholds()))
     assert held_to.max_haze < 0.6
 
@@ -82,7 +83,7 @@ def test_a_camera_with_too_little_history_keeps_the_absolute_threshold() -> None
     camera_history([0.5] * 19)
     camera_baselines.refresh_camera_baselines()
 
-    held_to = CameraThresholds(quality_thresholds())(line="L1", camera="cam-east")
+    held_to = CameraThresholds(quality_thresholds())(line="L1", camera="cam-east", boxed=False)
     assert held_to.max_haze == quality_thresholds().max_haze
 
 
@@ -90,8 +91,9 @@ def test_a_camera_that_always_sees_an_even_surface_is_held_to_its_own_limit(tmp_
     railcar = synth_railcar(tmp_path)
     camera = railcar.frames.first().camera
     CameraBaseline.objects.create(
-        line=railcar.line, camera=camera, haze=0.5, occupancy=0.4, frames=200, computed_at=START
-    )
+        line=railcar.line, camera=camera, haze=0.5, occupancy=0.1, frames=200,
+        occupancy_frames=200, computed_at=START,
+    )  # fmt: skip
 
     pipeline.check_railcar(railcar_id=railcar.pk)
 
@@ -99,6 +101,9 @@ def test_a_camera_that_always_sees_an_even_surface_is_held_to_its_own_limit(tmp_
     hazes = FrameCheck.objects.filter(frame__railcar=railcar, name="haze")
     assert hazes and all(c.threshold == pytest.approx(limit) for c in hazes)
     assert limit > quality_thresholds().max_haze
+    # Its frames carry railcar boxes: occupancy keeps the absolute threshold.
+    occupancies = FrameCheck.objects.filter(frame__railcar=railcar, name="occupancy")
+    assert {c.threshold for c in occupancies} == {quality_thresholds().min_occupancy}
 
 
 def test_a_rejudge_holds_stored_values_to_the_cameras_current_baseline() -> None:
@@ -130,7 +135,9 @@ def test_the_quality_page_shows_each_cameras_baseline_and_its_limit(admin_user) 
     limit = haze_limit(0.42, quality_thresholds())
     assert "0.420" in body and f"{limit:.3f} (its own)" in body
     assert "absolute: too little history" in body
-    assert f"{0.5 * 0.4:.3f}" in body  # the proposed min_occupancy, half the usual share
+    occupancy = occupancy_limit(0.4, quality_thresholds())  # 0.25 x 0.4 / 0.42
+    assert rows["cam-east"].min_occupancy == pytest.approx(occupancy)
+    assert f"{occupancy:.3f} (its own)" in body
 
 
 def test_an_hourly_beat_task_refreshes_the_baselines() -> None:

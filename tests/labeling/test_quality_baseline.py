@@ -13,6 +13,7 @@ from labeling.quality_baseline import (
     baseline_from_history,
     camera_thresholds,
     haze_limit,
+    occupancy_limit,
     veil,
 )
 from tests.labeling import quality_calibration as calibration
@@ -43,7 +44,7 @@ def test_the_veil_estimate_recovers_the_airlight_a_frame_was_given(name) -> None
 
 def test_a_camera_that_always_sees_bricks_passes_its_clean_frames_and_flags_a_veil() -> None:
     brick = photo_camera("brick")
-    held_to = camera_thresholds(DEFAULTS, brick, RULE)
+    held_to = camera_thresholds(DEFAULTS, brick, RULE, boxed=False)
 
     # Without its history the evenly lit wall reads as haze (the known false alarm) ...
     assert not results_of(photo_frame("brick"))["haze"].passed
@@ -60,7 +61,7 @@ def test_the_baseline_is_the_clear_view_not_a_hazy_stretch() -> None:
     baseline = baseline_from_history(haze=hazy + clear, occupancy=[0.4] * 100, rule=RULE)
 
     assert baseline.frames == 100 and baseline.haze < 0.12
-    held_to = camera_thresholds(DEFAULTS, baseline, RULE)
+    held_to = camera_thresholds(DEFAULTS, baseline, RULE, boxed=False)
     assert held_to.max_haze < 0.36
     assert all(h > held_to.max_haze for h in hazy)
 
@@ -71,12 +72,14 @@ def test_only_the_newest_frames_of_the_history_count() -> None:
     assert baseline_from_history(haze=newest + older, occupancy=[], rule=rule).haze == 0.3
 
 
+@pytest.mark.parametrize("boxed", [False, True])
 @pytest.mark.parametrize(
     "baseline",
-    [None, CameraBaseline(haze=0.5, occupancy=0.4, frames=19), CameraBaseline(None, None, 0)],
-)
-def test_a_new_camera_is_held_to_the_absolute_threshold(baseline) -> None:
-    assert camera_thresholds(DEFAULTS, baseline, RULE) == DEFAULTS
+    [None, CameraBaseline(haze=0.5, occupancy=0.1, frames=19, occupancy_frames=19),
+     CameraBaseline(None, None, 0)],
+)  # fmt: skip
+def test_a_new_camera_is_held_to_the_absolute_threshold(baseline, boxed) -> None:
+    assert camera_thresholds(DEFAULTS, baseline, RULE, boxed=boxed) == DEFAULTS
 
 
 def test_a_camera_with_a_typical_clear_view_keeps_todays_limit() -> None:
@@ -85,7 +88,7 @@ def test_a_camera_with_a_typical_clear_view_keeps_todays_limit() -> None:
 
 def test_a_camera_that_always_reads_veiled_is_not_excused() -> None:
     veiled = CameraBaseline(haze=0.7, occupancy=0.4, frames=500)
-    held_to = camera_thresholds(DEFAULTS, veiled, RULE)
+    held_to = camera_thresholds(DEFAULTS, veiled, RULE, boxed=False)
     assert held_to.max_haze == pytest.approx(haze_limit(DEFAULTS.max_haze_baseline, DEFAULTS))
     assert held_to.max_haze < 0.7
 
@@ -100,13 +103,44 @@ def test_judging_measured_values_again_without_baselines_changes_no_verdict() ->
 
 def test_the_calibration_with_camera_baselines_spares_even_surfaces_and_keeps_detection() -> None:
     rows = calibration_report.calibration_report(
-        photos=("brick", "moon", "gravel"), synthetic_railcars=1, size=SIZE, baselines=True
+        photos=("brick", "moon", "gravel", "camera"),
+        synthetic_railcars=1,
+        size=SIZE,
+        baselines=True,
     )
     by_key = {(r["set"], r["check"]): r for r in rows}
-    absolute, own = by_key["photos", "haze"], by_key["photos" + WITH_BASELINE, "haze"]
+    for check, defective in (("haze", 12), ("occupancy", 8)):
+        absolute, own = by_key["photos", check], by_key["photos" + WITH_BASELINE, check]
+        assert absolute["false_alarms"] >= 1, check  # the lunar plain, the cameraman's sky
+        assert own["false_alarms"] == 0, own
+        assert own["detected"] == own["defective"] == absolute["detected"] == defective
+        synthetic = by_key["synthetic" + WITH_BASELINE, check]
+        assert synthetic["detected"] == synthetic["defective"] > 0
+        assert synthetic["false_alarms"] == 0
 
-    assert absolute["false_alarms"] >= 1  # the lunar plain, at least
-    assert own["false_alarms"] == 0
-    assert own["detected"] == own["defective"] == absolute["detected"] == 9
-    dust = by_key["synthetic" + WITH_BASELINE, "haze"]
-    assert dust["detected"] == dust["defective"] > 0 and dust["false_alarms"] == 0
+
+# --- occupancy, frames without a railcar box --------------------------------------------------
+
+
+def test_a_camera_with_a_flat_centre_passes_its_clean_frames_and_flags_an_empty_one() -> None:
+    cameraman = photo_camera("camera")  # the sky fills much of the centre window
+    held_to = camera_thresholds(DEFAULTS, cameraman, RULE, boxed=False)
+
+    assert not results_of(photo_frame("camera"))["occupancy"].passed
+    assert results_of(photo_frame("camera"), thresholds=held_to)["occupancy"].passed
+    empty = photo_frame("camera", calibration.empty_centre)
+    assert not results_of(empty, thresholds=held_to)["occupancy"].passed
+
+
+def test_frames_with_a_railcar_box_keep_the_absolute_occupancy_threshold() -> None:
+    # With a box, a low value may be a railcar out of view: the camera's texture says nothing.
+    baseline = CameraBaseline(haze=0.1, occupancy=0.1, frames=100, occupancy_frames=100)
+    assert camera_thresholds(DEFAULTS, baseline, RULE, boxed=True).min_occupancy == 0.25
+    assert camera_thresholds(DEFAULTS, baseline, RULE, boxed=False).min_occupancy < 0.25
+
+
+def test_a_camera_that_never_sees_texture_is_not_excused() -> None:
+    blank = CameraBaseline(haze=0.1, occupancy=0.01, frames=100, occupancy_frames=100)
+    held_to = camera_thresholds(DEFAULTS, blank, RULE, boxed=False)
+    assert held_to.min_occupancy == pytest.approx(0.25 * DEFAULTS.min_occupancy_normal)
+    assert occupancy_limit(0.42, DEFAULTS) == pytest.approx(DEFAULTS.min_occupancy)  # as now
