@@ -35,6 +35,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from labeling import quality
+from labeling.camera_baselines import CameraThresholds
 from labeling.framefiles import discard_frames, store_frame
 from labeling.imagefiles import FrameBytesVerdict
 from labeling.ingest import UnloadingConflict
@@ -201,9 +202,21 @@ def append_frames(
     # The slow part (hashing, decoding, measuring) happens outside the transaction, for the
     # frames that look new; the transaction decides again under the railcar's row lock.
     fresh = _new_entries(railcar, entries)
-    thresholds = quality_thresholds()
+    # Each camera's frames are held to its own baseline where it has one (camera_baselines).
+    per_camera = CameraThresholds(quality_thresholds())
     checked = {
-        e["file"]: (v, _measure(v, e, thresholds))
+        e["file"]: (
+            v,
+            _measure(
+                v,
+                e,
+                per_camera(
+                    line=railcar.line,
+                    camera=e.get("camera") or railcar.camera,
+                    boxed=e.get("railcar_box") is not None,
+                ),
+            ),
+        )
         for e in fresh
         for v in [check_source(e, sources.get(e["file"]))]
     }

@@ -175,7 +175,11 @@ class Frame(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["railcar", "index"], name="frame_index_unique")
         ]
-        indexes = [models.Index(fields=["railcar", "quality"])]
+        indexes = [
+            models.Index(fields=["railcar", "quality"]),
+            # A camera's recent frames, newest first: its quality baseline (camera_baselines).
+            models.Index(fields=["camera", "-captured_at"], name="frame_camera_recent"),
+        ]
 
     def __str__(self) -> str:
         return f"frame {self.index} of {self.railcar}"
@@ -218,10 +222,12 @@ from labeling.annotation_models import (  # noqa: E402 - registered with the app
     Mask,
     Rating,
 )
+from labeling.baseline_models import CameraBaseline  # noqa: E402 - registered with the app's models
 from labeling.gold_models import GoldRailcar, GoldSource  # noqa: E402 - registered with the app's models
 from labeling.guideline_models import Guideline  # noqa: E402 - registered with the app's models
 
 __all__ = [
-    "Assignment", "FailureCode", "Frame", "FrameCheck", "FrameExclusion", "GoldRailcar",
-    "GoldSource", "Grade", "Guideline", "InclusionKind", "Layer", "Mask", "Railcar", "Rating",
+    "Assignment", "CameraBaseline", "FailureCode", "Frame", "FrameCheck", "FrameExclusion",
+    "GoldRailcar", "GoldSource", "Grade", "Guideline", "InclusionKind", "Layer", "Mask", "Railcar",
+    "Rating",
 ]  # fmt: skip

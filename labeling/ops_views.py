@@ -7,8 +7,9 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
-from labeling import ops, pipeline
+from labeling import camera_baselines, ops, pipeline
 from labeling.models import Frame
+from labeling.policies import history_rule, quality_thresholds
 from labeling.thumbnails import thumbnail_bytes
 from scrapannot import charts
 from scrapannot.roles import Role, role_required
@@ -55,6 +56,9 @@ def quality_ops(request: HttpRequest) -> HttpResponse:
         "chart": chart,
         "rejected": ops.rejected_frames(line=line, camera=camera),
         "attention": ops.railcars_needing_attention(line=line),
+        "baselines": camera_baselines.camera_rows(line=line, camera=camera),
+        "thresholds": quality_thresholds(),
+        "rule": history_rule(),
     }
     return render(request, "labeling/quality_ops.html", context)
 

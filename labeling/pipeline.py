@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from labeling import quality
+from labeling.camera_baselines import CameraThresholds, all_baselines
 from labeling.framefiles import FrameFileMissing, read_frame
 from labeling.layers import pick_keyframes
 from labeling.models import Frame, FrameCheck, Railcar
@@ -85,8 +86,12 @@ def check_railcar(*, railcar_id: int) -> Railcar | None:
         return railcar
     Railcar.objects.filter(pk=railcar_id, status=Status.INGESTED).update(status=Status.CHECKING)
     thresholds = quality_thresholds()
+    # Each camera's frames are held to its own baseline where it has one (camera_baselines).
+    per_camera = CameraThresholds(thresholds)
     for frame in railcar.frames.filter(quality=Frame.Quality.PENDING).order_by("index"):
-        save_frame_checks(frame=frame, results=measure_frame(frame=frame, thresholds=thresholds))
+        boxed = frame.railcar_box is not None
+        held_to = per_camera(line=railcar.line, camera=frame.camera, boxed=boxed)
+        save_frame_checks(frame=frame, results=measure_frame(frame=frame, thresholds=held_to))
     return conclude_checks(railcar_id=railcar_id, thresholds=thresholds)
 
 
@@ -158,15 +163,31 @@ def conclude_checks(
     return railcar
 
 
-def rejudge(*, railcar_id: int, thresholds: QualityThresholds) -> Railcar:
+def rejudge(
+    *,
+    railcar_id: int,
+    thresholds: QualityThresholds,
+    per_camera: CameraThresholds | None = None,
+) -> Railcar:
     """Hold a concluded railcar's stored measurements to `thresholds` (after a policy change),
-    without decoding a frame again; it may move between the pool and the attention list."""
+    each camera's to its current baseline, without decoding a frame again; it may move between
+    the pool and the attention list."""
+    per_camera = per_camera or CameraThresholds(thresholds)
+    line = Railcar.objects.values_list("line", flat=True).get(pk=railcar_id)
+    cameras = {
+        pk: (camera, box is not None)
+        for pk, camera, box in Frame.objects.filter(railcar_id=railcar_id).values_list(
+            "pk", "camera", "railcar_box"
+        )
+    }
     checks = list(FrameCheck.objects.filter(frame__railcar_id=railcar_id).order_by("frame_id"))
     by_frame: dict[int, list[FrameCheck]] = {}
     for check in checks:
         if check.name != "decode" and check.value is not None:
-            check.passed = quality.verdict(check.name, check.value, thresholds)
-            check.threshold = quality.threshold_for(check.name, check.value, thresholds)
+            camera, boxed = cameras[check.frame_id]
+            held_to = per_camera(line=line, camera=camera, boxed=boxed)
+            check.passed = quality.verdict(check.name, check.value, held_to)
+            check.threshold = quality.threshold_for(check.name, check.value, held_to)
             check.detail = (
                 f"{check.name} {check.value:.4g} {'passes' if check.passed else 'fails'} "
                 f"threshold {check.threshold:g} (re-judged after a policy change)"
@@ -188,10 +209,11 @@ def rejudge_all(*, thresholds: QualityThresholds | None = None) -> int:
     """Re-apply the current thresholds to every railcar whose checks were concluded and that no
     annotator has taken yet (the frames someone is rating must not change under them)."""
     thresholds = thresholds or quality_thresholds()
+    per_camera = CameraThresholds(thresholds, baselines=all_baselines())
     railcars = Railcar.objects.filter(status__in=CONCLUDED).exclude(assignments__isnull=False)
     ids = list(railcars.values_list("pk", flat=True))
     for railcar_id in ids:
-        rejudge(railcar_id=railcar_id, thresholds=thresholds)
+        rejudge(railcar_id=railcar_id, thresholds=thresholds, per_camera=per_camera)
     return len(ids)
 
 
@@ -209,6 +231,7 @@ def rejudge_preview(*, thresholds: QualityThresholds | None = None) -> RejudgePr
     """The dry run shown before an admin confirms a re-judge: the same verdicts as `rejudge`,
     over the stored measurements, read-only (three queries)."""
     thresholds = thresholds or quality_thresholds()
+    per_camera = CameraThresholds(thresholds, baselines=all_baselines())
     needed = int(policy_value(MIN_ELIGIBLE_LAYERS))
     statuses = dict(
         Railcar.objects.filter(status__in=CONCLUDED)
@@ -216,11 +239,20 @@ def rejudge_preview(*, thresholds: QualityThresholds | None = None) -> RejudgePr
         .values_list("pk", "status")
     )
     eligible: dict[int, bool] = {}
-    for frame_id, name, value, passed in FrameCheck.objects.filter(
+    for frame_id, line, camera, box, name, value, passed in FrameCheck.objects.filter(
         frame__railcar_id__in=statuses
-    ).values_list("frame_id", "name", "value", "passed"):
+    ).values_list(
+        "frame_id",
+        "frame__railcar__line",
+        "frame__camera",
+        "frame__railcar_box",
+        "name",
+        "value",
+        "passed",
+    ):
         if name != "decode" and value is not None:
-            passed = quality.verdict(name, value, thresholds)
+            held_to = per_camera(line=line, camera=camera, boxed=box is not None)
+            passed = quality.verdict(name, value, held_to)
         eligible[frame_id] = eligible.get(frame_id, True) and passed
     frames_changing = 0
     layers: dict[int, set[int]] = {railcar_id: set() for railcar_id in statuses}

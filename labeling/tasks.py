@@ -9,7 +9,7 @@ from typing import Any
 
 from celery import shared_task
 
-from labeling import pipeline, pool, reconcile
+from labeling import camera_baselines, pipeline, pool, reconcile
 from labeling.sam_settings import sam_enabled
 from scrapannot.celery import DATABASE_TRANSIENT
 from scrapannot.enqueue import enqueue
@@ -47,6 +47,12 @@ def embed_keyframes(railcar_id: int) -> int:
 @shared_task(name="labeling.rejudge_quality", acks_late=True, soft_time_limit=3540, time_limit=3600)
 def rejudge_quality() -> int:
     return pipeline.rejudge_all()
+
+
+@shared_task(name="labeling.refresh_camera_baselines", acks_late=True, soft_time_limit=540,
+             time_limit=600)  # fmt: skip
+def refresh_camera_baselines() -> int:
+    return camera_baselines.refresh_camera_baselines()
 
 
 @shared_task(name="labeling.expire_leases", acks_late=True, soft_time_limit=50, time_limit=60)

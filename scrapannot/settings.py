@@ -258,6 +258,7 @@ CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_TASK_ROUTES = {
     "labeling.check_railcar_quality": {"queue": "quality"},
     "labeling.rejudge_quality": {"queue": "quality"},
+    "labeling.refresh_camera_baselines": {"queue": "quality"},
     "labeling.embed_keyframes": {"queue": "embeddings"},
     # Training and scoring hold a model and many CPU cores for minutes: a queue of their own.
     "mlloop.train_model": {"queue": "training"},

@@ -11,6 +11,13 @@ JPEG-encoded at quality 90, and run through `check_frame_bytes` exactly as a sto
 be. Synthetic railcars from operations/synth.py, whose truth records the defect of every frame,
 make the second set.
 
+Each photograph is also one fixed camera with a history: `camera_baselines` measures twenty other
+clear views of it (crops of 60 % of the photograph at other places, each mirror-tiled into a frame
+as above, never the test frame itself) and computes the camera's baseline through the product's
+own code (labeling.quality_baseline); `with_baselines` judges the same measured values again, each
+photograph's against its camera's thresholds. The synthetic railcars' camera has the frames of
+other unloadings (another seed, half of them defective, dust included) as its history.
+
 Per check: the detection rate (frames carrying that check's defect that it flags), the false-alarm
 rate (clean frames it flags), and the share of mildly degraded frames (below the defect level) it
 flags: tests/labeling/quality_calibration_report.py, which `python -m` runs to print the tables.
@@ -26,8 +33,9 @@ import cv2
 import numpy as np
 import skimage.data
 
-from labeling import quality_measures
-from labeling.quality import QualityThresholds, check_frame_bytes
+from labeling import quality_baseline, quality_measures
+from labeling.quality import CHECKS, QualityThresholds, check_frame_bytes, verdict
+from labeling.quality_baseline import CameraBaseline, HistoryRule
 from operations import synth
 
 PHOTOS = (
@@ -303,3 +311,75 @@ def evaluate(samples: Iterator[Sample], thresholds: QualityThresholds) -> list[O
         failed = frozenset(r.check for r in results if not r.passed)
         outcomes.append(Outcome(sample, failed, {r.check: r.value for r in results}))
     return outcomes
+
+
+HISTORY_GRID = (5, 4)  # 20 views: the default least history (HistoryRule.min_frames)
+HISTORY_CROP = 0.6
+
+
+def history_views(img: np.ndarray, size: tuple[int, int] = FRAME_SIZE) -> Iterator[np.ndarray]:
+    """Other clear views of a photograph, as a fixed camera sees other railcars: crops of
+    HISTORY_CROP of it on a grid of places, each made into a camera frame like the test frame."""
+    h, w = img.shape[:2]
+    ch, cw = round(h * HISTORY_CROP), round(w * HISTORY_CROP)
+    cols, rows = HISTORY_GRID
+    for y in np.linspace(0, h - ch, rows).round().astype(int):
+        for x in np.linspace(0, w - cw, cols).round().astype(int):
+            yield camera_frame(np.ascontiguousarray(img[y : y + ch, x : x + cw]), size)
+
+
+def baseline_of(frames: Iterator[tuple[bytes, tuple[float, ...] | None]]) -> CameraBaseline:
+    """A camera's baseline from its history frames, measured and computed as the product does
+    (labeling.camera_baselines reads the same two values from the stored checks)."""
+    haze, occupancy = [], []
+    for data, box in frames:
+        values = {
+            r.check: r.value
+            for r in check_frame_bytes(data, railcar_box=box, thresholds=QualityThresholds())
+        }
+        if values.get("haze") is not None:
+            haze.append(values["haze"])
+            if box is None:  # as the product reads occupancy: box-less frames only
+                occupancy.append(values["occupancy"])
+    return quality_baseline.baseline_from_history(
+        haze=haze, occupancy=occupancy, rule=HistoryRule()
+    )
+
+
+def photo_baselines(
+    *, photos: tuple[str, ...] = PHOTOS, size: tuple[int, int] = FRAME_SIZE
+) -> dict[str, CameraBaseline]:
+    return {
+        name: baseline_of((to_frame_bytes(v, size), None) for v in history_views(photo(name), size))
+        for name in photos
+    }
+
+
+def synthetic_baseline(
+    *, railcars: int = 2, size: tuple[int, int] = FRAME_SIZE, seed: int = 7
+) -> CameraBaseline:
+    """The synthetic railcars' camera: every frame of other unloadings, defects included."""
+    samples = synthetic_samples(railcars=railcars, size=size, seed=seed)
+    return baseline_of((s.data, s.railcar_box) for s in samples)
+
+
+def with_baselines(
+    outcomes: list[Outcome],
+    thresholds: QualityThresholds,
+    baselines: dict[str, CameraBaseline],
+) -> list[Outcome]:
+    """The same measured values judged again, each frame against its camera's thresholds."""
+    rule = HistoryRule()
+    judged = []
+    for o in outcomes:
+        held_to = quality_baseline.camera_thresholds(
+            thresholds,
+            baselines.get(o.sample.source),
+            rule,
+            boxed=o.sample.railcar_box is not None,
+        )
+        failed = frozenset(
+            c for c in CHECKS if c in o.values and not verdict(c, o.values[c], held_to)
+        )
+        judged.append(Outcome(o.sample, failed, o.values))
+    return judged

@@ -18,9 +18,14 @@ from tests.labeling.quality_calibration import (
     PHOTOS,
     Outcome,
     evaluate,
+    photo_baselines,
     photo_samples,
+    synthetic_baseline,
     synthetic_samples,
+    with_baselines,
 )
+
+WITH_BASELINE = ", camera baseline"  # the sets judged against each camera's own baseline
 
 
 def rates(outcomes: list[Outcome], check: str) -> dict[str, object]:
@@ -52,9 +57,11 @@ def calibration_report(
     photos: tuple[str, ...] = PHOTOS,
     synthetic_railcars: int = 3,
     size: tuple[int, int] = FRAME_SIZE,
+    baselines: bool = False,
 ) -> list[dict]:
-    """One row per check and set ("photos", "synthetic"): detection and false-alarm counts."""
-    return _report(_evaluate_sets(thresholds, photos, synthetic_railcars, size))
+    """One row per check and set ("photos", "synthetic", and with `baselines` the same two
+    judged against each camera's baseline): detection and false-alarm counts."""
+    return _report(_evaluate_sets(thresholds, photos, synthetic_railcars, size, baselines))
 
 
 def _evaluate_sets(
@@ -62,14 +69,21 @@ def _evaluate_sets(
     photos: tuple[str, ...],
     synthetic_railcars: int,
     size: tuple[int, int],
+    baselines: bool = False,
 ) -> dict[str, list[Outcome]]:
     thresholds = thresholds or QualityThresholds()
-    return {
+    sets = {
         "photos": evaluate(photo_samples(photos=photos, size=size), thresholds),
         "synthetic": evaluate(
             synthetic_samples(railcars=synthetic_railcars, size=size), thresholds
         ),
     }
+    if baselines:
+        cameras = photo_baselines(photos=photos, size=size)
+        cameras["synthetic"] = synthetic_baseline(size=size)
+        for name in ("photos", "synthetic"):
+            sets[name + WITH_BASELINE] = with_baselines(sets[name], thresholds, cameras)
+    return sets
 
 
 def _report(sets: dict[str, list[Outcome]]) -> list[dict]:
@@ -129,7 +143,7 @@ def cross_flag_table(outcomes: list[Outcome]) -> str:
 
 if __name__ == "__main__":
     for size in (FRAME_SIZE, (1280, 720)):
-        sets = _evaluate_sets(None, PHOTOS, 6, size)
+        sets = _evaluate_sets(None, PHOTOS, 6, size, baselines=True)
         print(f"\n## {size[0]}x{size[1]}\n")
         print(markdown_table(_report(sets)))
         for name, outcomes in sets.items():
