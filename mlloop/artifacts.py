@@ -59,6 +59,7 @@ def artifact_bytes(trained: TrainedModel) -> bytes:
             "format": ARTIFACT_FORMAT,
             "state_dict": trained.model.state_dict(),
             "feature_dim": trained.model.feature_dim,
+            "direct_dims": trained.model.direct_dims,
             "config": trained.config.as_dict(),
             "feature_key": trained.feature_key,
             "best_epoch": trained.best_epoch,
@@ -99,6 +100,8 @@ def read_artifact(model_version: ModelVersion) -> TrainedModel:
             dropout=config.dropout,
             attention_dim=config.attention_dim,
             ensemble=config.ensemble,
+            # Artifacts saved before the direct term have none.
+            direct_dims=int(payload.get("direct_dims", 0)),
         )
         state = payload["state_dict"]
         # Artifacts saved before the error model read the estimate's level: it adds nothing.

@@ -21,6 +21,7 @@ from PIL import Image, UnidentifiedImageError
 from labeling.framefiles import read_frame
 from labeling.models import Frame, Layer
 from mlloop.config import ModelConfig, feature_key
+from mlloop.inclusion import dense_map
 from mlloop.model import build_backbone
 from mlloop.models import FrameFeature
 
@@ -90,28 +91,29 @@ class FeatureExtractor:
     def extract_maps(
         self, images: Sequence[Image.Image], railcar_boxes: Sequence[Any] | None = None
     ) -> tuple[np.ndarray, list[np.ndarray]]:
-        """Pooled features [N, dim] and the dense stage's feature map [h, w, C] of each image,
-        from one forward pass per batch where the pooled stages allow it."""
+        """Pooled features [N, dim] and the dense map [h, w, C] of each image (the hypercolumn
+        of ModelConfig.dense_stages, `inclusion.dense_map`), from one forward pass."""
         boxes = railcar_boxes if railcar_boxes is not None else [None] * len(images)
-        dense = self.config.dense_stage
+        dense = self.config.dense_indices
         pooled = np.zeros((len(images), self.dim), dtype=np.float32)
         maps: list[np.ndarray] = [np.zeros(0, np.float32)] * len(images)
         with torch.inference_mode():
             for i, (image, box) in enumerate(zip(images, boxes, strict=True)):
                 tensor = torch.from_numpy(self.preprocess(image, box))[None].to(self.config.device)
                 if self.stages:
-                    indices = sorted({*self.stages, dense})
+                    indices = sorted({*self.stages, *dense})
                     found = self.backbone.forward_intermediates(
                         tensor, indices=indices, intermediates_only=True, stop_early=True
                     )
                     by_stage = dict(zip(indices, found, strict=True))
                     vector = torch.cat([by_stage[s].mean(dim=(2, 3)) for s in self.stages], dim=1)
-                    feature_map = by_stage[dense]
                 else:
                     vector = self.backbone(tensor)
-                    (feature_map,) = self.backbone.forward_intermediates(
-                        tensor, indices=[dense], intermediates_only=True, stop_early=True
+                    found = self.backbone.forward_intermediates(
+                        tensor, indices=list(dense), intermediates_only=True, stop_early=True
                     )
+                    by_stage = dict(zip(dense, found, strict=True))
+                feature_map = dense_map(by_stage, self.config.dense_stages, self.config.dense_stage)
                 pooled[i] = vector[0].float().cpu().numpy()
                 maps[i] = feature_map[0].permute(1, 2, 0).float().cpu().numpy()
                 self.images_seen += 1

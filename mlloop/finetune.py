@@ -33,7 +33,7 @@ from torch import nn
 
 from mlloop.artifacts import TrainedModel
 from mlloop.features import FeatureExtractor
-from mlloop.inclusion import summary_tensor
+from mlloop.inclusion import dense_map, summary_tensor
 from mlloop.model import mil_loss
 from mlloop.training import Bag, TrainingError, evaluate, fit_error_model
 
@@ -88,11 +88,12 @@ class _Features(nn.Module):
         super().__init__()
         self.backbone = extractor.backbone
         self.stages = list(trained.config.stages)
-        self.dense = trained.config.dense_stage
+        self.config = trained.config
         self.inclusion = trained.inclusion
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        indices = sorted({*self.stages, *([self.dense] if self.inclusion is not None else [])})
+        dense = self.config.dense_indices if self.inclusion is not None else ()
+        indices = sorted({*self.stages, *dense})
         found = self.backbone.forward_intermediates(
             images, indices=indices, intermediates_only=True, stop_early=True
         )
@@ -100,7 +101,8 @@ class _Features(nn.Module):
         pooled = torch.cat([maps[s].mean(dim=(2, 3)) for s in self.stages], dim=1)
         if self.inclusion is None:
             return pooled
-        return torch.cat([pooled, summary_tensor(self.inclusion, maps[self.dense])], dim=1)
+        grid = dense_map(maps, self.config.dense_stages, self.config.dense_stage)
+        return torch.cat([pooled, summary_tensor(self.inclusion, grid)], dim=1)
 
 
 def _layer_features(features: _Features, layers: list[np.ndarray], device: str) -> torch.Tensor:

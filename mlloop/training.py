@@ -19,7 +19,7 @@ import torch
 
 from mlloop.artifacts import TrainedModel
 from mlloop.config import ModelConfig
-from mlloop.inclusion import InclusionHead
+from mlloop.inclusion import SUMMARY_DIM, InclusionHead
 from mlloop.model import MilModel, mil_loss
 
 # progress(fraction 0-1, message) while fitting.
@@ -126,6 +126,7 @@ def fit(
         dropout=config.dropout,
         attention_dim=config.attention_dim,
         ensemble=config.ensemble,
+        direct_dims=SUMMARY_DIM if inclusion is not None else 0,
     )
     # Each member of the ensemble trains on its own bootstrap resample: Poisson(1) counts per
     # railcar (Lakshminarayanan et al. 2017 found random initialisation alone enough for large
@@ -138,6 +139,10 @@ def fit(
         mean, whiten = input_whitening(layers)
         model.feature_mean.copy_(torch.from_numpy(mean))
         model.feature_whiten.copy_(torch.from_numpy(whiten))
+        if model.direct_dims:
+            direct = layers[:, -model.direct_dims :].astype(np.float64)
+            model.direct_mean.copy_(torch.from_numpy(direct.mean(axis=0)))
+            model.direct_std.copy_(torch.from_numpy(direct.std(axis=0) + 1e-6))
         model.target_mean.fill_(float(targets.mean()))
         model.target_std.fill_(float(targets.std()) or 1.0)
     model.to(config.device)

@@ -82,7 +82,7 @@ def png_bytes(explanation: Explanation) -> bytes:
 def _cam_model(trained: "TrainedModel", features: "FeatureExtractor") -> "torch.nn.Module":
     from torch import nn
 
-    from mlloop.inclusion import summary_tensor
+    from mlloop.inclusion import dense_map, summary_tensor
 
     class CamModel(nn.Module):
         def __init__(self) -> None:
@@ -95,10 +95,11 @@ def _cam_model(trained: "TrainedModel", features: "FeatureExtractor") -> "torch.
             import torch
 
             inclusion = trained.inclusion
-            dense = trained.config.dense_stage
+            config = trained.config
+            dense = config.dense_indices if inclusion is not None else ()
             maps: dict[int, torch.Tensor] = {}
             if features.stages:
-                indices = sorted({*features.stages, *([dense] if inclusion else [])})
+                indices = sorted({*features.stages, *dense})
                 found = self.backbone.forward_intermediates(
                     image, indices=indices, intermediates_only=True, stop_early=True
                 )
@@ -109,13 +110,15 @@ def _cam_model(trained: "TrainedModel", features: "FeatureExtractor") -> "torch.
                 stage = self.target(self.backbone.forward_features(image))
                 feature = self.backbone.forward_head(stage, pre_logits=True)
                 if inclusion is not None:
-                    (maps[dense],) = self.backbone.forward_intermediates(
-                        image, indices=[dense], intermediates_only=True, stop_early=True
+                    found = self.backbone.forward_intermediates(
+                        image, indices=list(dense), intermediates_only=True, stop_early=True
                     )
+                    maps = dict(zip(dense, found, strict=True))
             if inclusion is not None:
-                # The masks' inclusion head reads the dense stage: its summary is part of the
+                # The masks' inclusion head reads the dense map: its summary is part of the
                 # layer's feature (mlloop.feature_maps.model_bags), so the heat sees it too.
-                feature = torch.cat([feature, summary_tensor(inclusion, maps[dense])], dim=1)
+                grid = dense_map(maps, config.dense_stages, config.dense_stage)
+                feature = torch.cat([feature, summary_tensor(inclusion, grid)], dim=1)
             return self.mil(feature[:, None, :]).contamination[:, None]  # [1, 1]
 
     return CamModel().eval()

@@ -197,10 +197,6 @@ class Inputs:
             for pooled, maps in zip(self.pooled, self.maps, strict=True)
         ]
 
-    def bags(self, labeled: list[int], seed: int) -> list[np.ndarray]:
-        """Every railcar's bag as the product builds it after training on `labeled`."""
-        return self.bags_with(self.head(labeled, seed))
-
 
 def extract(railcars: list[Railcar], config: ModelConfig, *, masks: bool) -> tuple[Inputs, float]:
     """Each railcar's inputs, and the frames per second the backbone took."""
@@ -240,9 +236,15 @@ class Timing:
     finetune_seconds: float = 0.0
 
 
-def train(bags: list[Bag], val: list[Bag], config: ModelConfig, timing: Timing):
+def train(
+    bags: list[Bag],
+    val: list[Bag],
+    config: ModelConfig,
+    timing: Timing,
+    inclusion: InclusionHead | None = None,
+):
     start = time.perf_counter()
-    trained = fit(bags, val, config)
+    trained = fit(bags, val, config, inclusion=inclusion)
     timing.train_seconds += time.perf_counter() - start
     timing.train_railcar_epochs += len(bags) * config.epochs
     return trained
@@ -314,7 +316,8 @@ def run_seed(
         pick_rng = np.random.default_rng([seed, 1])
         curve = []
         for round_ in range(rounds + 1):
-            features = inputs.bags(chosen, seed)
+            head = inputs.head(chosen, seed)
+            features = inputs.bags_with(head)
 
             def labeled(i: int, features: list[np.ndarray] = features) -> Bag:
                 return Bag(features[i], float(labels.contamination[i]), int(labels.grades[i]))
@@ -324,7 +327,7 @@ def run_seed(
                 for i in test_ids
             ]
             train_bags = [labeled(i) for i in chosen]
-            model = train(train_bags, [labeled(i) for i in val_ids], config, timing)
+            model = train(train_bags, [labeled(i) for i in val_ids], config, timing, head)
             curve.append(test_metrics(model, test, train_bags))
             if round_ == rounds:
                 if strategy == "uncertainty":
@@ -362,7 +365,8 @@ def final_random(
     for _ in range(args.rounds):
         rest = [i for i in pool_ids if i not in set(chosen)]
         chosen += list(pick_rng.choice(rest, size=args.per_round, replace=False))
-    features = inputs.bags(chosen, seed)
+    head = inputs.head(chosen, seed)
+    features = inputs.bags_with(head)
     config = ModelConfig(**{**config.as_dict(), "seed": seed, "grades": tuple(GRADES)})
 
     def bag(i: int, truth: bool = False) -> Bag:
@@ -372,7 +376,7 @@ def final_random(
 
     train_bags = [bag(i) for i in chosen]
     val = [bag(i) for i in order[args.test : args.test + args.val]]
-    model = train(train_bags, val, config, timing)
+    model = train(train_bags, val, config, timing, head)
     return test_metrics(model, [bag(i, True) for i in order[: args.test]], train_bags)
 
 

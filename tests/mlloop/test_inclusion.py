@@ -120,6 +120,7 @@ def test_a_run_with_masked_keyframes_learns_an_inclusion_head_and_scoring_reads_
     assert loaded.inclusion is not None
     pooled_dim = extractor(loaded.config).dim
     assert loaded.model.feature_dim == pooled_dim + SUMMARY_DIM
+    assert loaded.model.direct_dims == SUMMARY_DIM  # the summary's straight line, saved
     unlabeled = scrap_railcar(6.0)
     # Each new keyframe goes through the backbone once: its map and its pooled feature together.
     model = extractor(loaded.config)
@@ -143,7 +144,7 @@ def test_without_enough_masks_a_run_trains_on_pooled_features_and_says_so():
 
     assert run.status == ModelVersion.Status.SUCCEEDED, run.log
     assert "0 train keyframes carry masks" in run.log
-    assert registry.load(run).inclusion is None
+    assert registry.load(run).inclusion is None and registry.load(run).model.direct_dims == 0
 
 
 @pytest.mark.django_db

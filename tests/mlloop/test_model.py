@@ -287,3 +287,21 @@ def test_the_crop_and_the_stages_are_part_of_the_feature_key():
     for bad in [(0, 0), (-1,), (16,), (True,), ("1",)]:
         with pytest.raises(ValidationError):
             model_config(backbone="test_resnet", image_size=32, feature_stages=bad)
+
+
+def test_the_direct_term_reads_the_layers_mean_summary_and_ignores_padding():
+    model = MilModel(8, 4, ensemble=2, direct_dims=3).eval()
+    with torch.no_grad():
+        for line in model.direct:
+            line.weight.fill_(1.0)
+            line.bias.zero_()
+    bags, features, mask = padded(np.random.default_rng(2), [2, 4])
+    without = MilModel(8, 4, ensemble=2).eval()
+    without.load_state_dict(
+        {k: v for k, v in model.state_dict().items() if not k.startswith("direct")}
+    )
+
+    gap = model(features, mask).member_contamination - without(features, mask).member_contamination
+
+    expected = torch.tensor([float(b[:, -3:].mean(axis=0).sum()) for b in bags])
+    assert torch.allclose(gap, expected[:, None].expand(2, 2), atol=1e-5)
