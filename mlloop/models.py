@@ -159,8 +159,9 @@ class FrameFeature(models.Model):
 
 
 class FrameFeatureMap(models.Model):
-    """A backbone's feature map (stride 16) for one keyframe, cached per feature key: what the
-    dense inclusion head (mlloop.inclusion) reads. float16, [height, width, channels]."""
+    """A keyframe's dense map (mlloop.inclusion.dense_map: by default stages 0-2 of the backbone
+    on the stride-8 grid), cached per map key: what the dense inclusion head reads. float16,
+    [height, width, channels]."""
 
     frame = models.ForeignKey("labeling.Frame", on_delete=models.CASCADE, related_name="+")
     feature_key = models.CharField(max_length=64)

@@ -353,9 +353,12 @@ def final_random(
     args: argparse.Namespace,
     config: ModelConfig,
     timing: Timing,
+    *,
+    direct: bool = True,
 ) -> dict[str, float]:
     """Test metrics after the whole budget picked at random (the ablation's protocol): the
-    same seed set and random picks as the random curve's last round."""
+    same seed set and random picks as the random curve's last round. `direct` False: the
+    inclusion summary reaches the heads through the whitened features only (no direct line)."""
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(railcars))
     pool_ids = order[args.test + args.val :]
@@ -376,7 +379,7 @@ def final_random(
 
     train_bags = [bag(i) for i in chosen]
     val = [bag(i) for i in order[args.test : args.test + args.val]]
-    model = train(train_bags, val, config, timing, head)
+    model = train(train_bags, val, config, timing, head if direct else None)
     return test_metrics(model, [bag(i, True) for i in order[: args.test]], train_bags)
 
 
@@ -633,16 +636,23 @@ def ablation(
     random_init = ModelConfig(**{**config.as_dict(), "pretrained_weights": "none"})
     plain, _ = extract(railcars, random_init, masks=False)
     rows = [
-        ("random-init backbone, pooled stages 0-1, random picks", plain),
-        ("+ ImageNet weights (pooled stages 1-3)", Inputs(inputs.pooled, [], [])),
+        ("random-init backbone, pooled stages 0-1, random picks", plain, False),
+        ("+ ImageNet weights (pooled stages 1-3)", Inputs(inputs.pooled, [], []), False),
     ]
     if inputs.maps:
-        rows.append(("+ the masks (inclusion head)", inputs))
+        stage3 = ModelConfig(**{**config.as_dict(), "dense_stages": (3,), "dense_stage": 3})
+        before, _ = extract(railcars, stage3, masks=True)
+        rows += [
+            ("+ the masks, inclusion head on stage 3 (stride 16)", before, False),
+            ("  head on the hypercolumn of stages 0-2 (stride 8)", inputs, False),
+            ("+ the direct line from its summary (the product)", inputs, True),
+        ]
     print(f"\nablation after {budget} labels, mean of {len(seeds)} seeds (test split, truth)")
     print(f"{'configuration':<58} {'MAE':>6} {'R2':>6} {'F1':>6} {'MAE/mean':>8}")
-    for name, rows_inputs in rows:
+    for name, rows_inputs, direct in rows:
         found = [
-            final_random(s, rows_inputs, railcars, labels, args, config, timing) for s in seeds
+            final_random(s, rows_inputs, railcars, labels, args, config, timing, direct=direct)
+            for s in seeds
         ]
         mean = {k: statistics.fmean(f[k] for f in found) for k in found[0]}
         print(
