@@ -18,6 +18,7 @@ inside the functions that need it, so that the web process does not load it.
 
 import hashlib
 import io
+import threading
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -45,6 +46,9 @@ COMPUTE_TASK = "operations.compute_explanation"
 
 class NotExplainable(Exception):
     """No production model, no such layer, or a layer without an eligible keyframe."""
+
+
+_CAM_LOCK = threading.Lock()
 
 
 def keyframe_of(*, railcar: Railcar, layer_index: int) -> Frame:
@@ -137,14 +141,18 @@ def keyframe_heat(*, trained: "TrainedModel", frame: Frame) -> tuple[Image.Image
     image = load_image(frame).convert("RGB")
     tensor = torch.from_numpy(features.preprocess(image, frame.railcar_box))[None]
     tensor = tensor.to(trained.config.device)
-    model = _cam_model(trained, features)
-    try:
-        with torch.enable_grad(), GradCAM(model=model, target_layers=[model.target]) as cam:
-            heat = cam(input_tensor=tensor, targets=[ClassifierOutputTarget(0)])[0]
-    finally:
-        # The backbone and heads are the process's shared, cached ones (scoring uses them too):
-        # leave no gradients behind on them.
-        model.zero_grad(set_to_none=True)
+    # The backbone and heads are the process's shared, cached ones: two Grad-CAMs at once in
+    # one process (threads: the demo's background runner, eager tasks in a threaded server)
+    # would accumulate into and clear the same parameters' gradients under each other, which
+    # crashed the interpreter once (a segmentation fault in zero_grad). One at a time.
+    with _CAM_LOCK:
+        model = _cam_model(trained, features)
+        try:
+            with torch.enable_grad(), GradCAM(model=model, target_layers=[model.target]) as cam:
+                heat = cam(input_tensor=tensor, targets=[ClassifierOutputTarget(0)])[0]
+        finally:
+            # Scoring uses the same modules: leave no gradients behind on them.
+            model.zero_grad(set_to_none=True)
     box = None
     if trained.config.crop_to_railcar and frame.railcar_box is not None:
         box = crop_box(frame.railcar_box, image.width, image.height)
