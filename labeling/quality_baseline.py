@@ -93,14 +93,19 @@ def baseline_from_history(
 def haze_limit(baseline_haze: float, thresholds: QualityThresholds) -> float:
     """The haze a frame of this camera may read: its capped clear view plus `max_veil` of the
     way from there to 1."""
-    h0 = min(max(baseline_haze, 0.0), thresholds.max_haze_baseline)
+    h0 = _clear_view(baseline_haze, thresholds)
     return min(1.0, h0 + thresholds.max_veil * (1.0 - h0))
 
 
 def veil(value: float, baseline_haze: float, thresholds: QualityThresholds) -> float:
     """The veil a frame reading `value` adds to the camera's (capped) clear view."""
-    h0 = min(max(baseline_haze, 0.0), thresholds.max_haze_baseline)
+    h0 = _clear_view(baseline_haze, thresholds)
     return (value - h0) / (1.0 - h0) if h0 < 1.0 else 0.0
+
+
+def _clear_view(baseline_haze: float, thresholds: QualityThresholds) -> float:
+    """The camera's clear-view haze as the checks use it: capped at `max_haze_baseline`."""
+    return min(max(baseline_haze, 0.0), thresholds.max_haze_baseline)
 
 
 def occupancy_limit(baseline_occupancy: float, thresholds: QualityThresholds) -> float:
@@ -135,9 +140,8 @@ def camera_thresholds(
     implies, and for a frame without a railcar box (`boxed` False) `min_occupancy` too; each
     unchanged when the camera has too little history for it (a new camera)."""
     changes = {}
-    if baseline is not None and usable(baseline, rule) and baseline.haze is not None:
-        changes["max_haze"] = haze_limit(baseline.haze, thresholds)
-    if baseline is not None and not boxed and usable_occupancy(baseline, rule):
-        assert baseline.occupancy is not None  # noqa: S101 - usable_occupancy() says so
-        changes["min_occupancy"] = occupancy_limit(baseline.occupancy, thresholds)
+    if usable(baseline, rule):
+        changes["max_haze"] = haze_limit(baseline.haze, thresholds)  # type: ignore[union-attr,arg-type]
+    if not boxed and usable_occupancy(baseline, rule):
+        changes["min_occupancy"] = occupancy_limit(baseline.occupancy, thresholds)  # type: ignore[union-attr,arg-type]
     return replace(thresholds, **changes) if changes else thresholds
