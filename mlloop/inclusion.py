@@ -4,10 +4,10 @@ Annotators mark non-metallic inclusions pixel by pixel on the keyframes. Each ke
 averaged over the raters who drew on the railcar, give a soft coverage target for every cell of
 the dense map (`dense_map`: stages 0-2 of the backbone on the stride-8 grid of stage 2; the share
 of the cell's pixels marked). A small per-cell MLP learns it (binary cross-entropy on the soft
-targets, as in dense prediction from weak, averaged masks). Its output, summarised per layer (mean predicted coverage, share of cells above
-one half, 90th percentile), is appended to the layer's pooled feature, so that the attention-MIL
-heads read an estimate of the very quantity the contamination is defined by (inclusion pixels
-over scrap pixels).
+targets, as in dense prediction from weak, averaged masks). Its output, summarised per layer
+(mean predicted coverage, share of cells above one half, 90th percentile), is appended to the
+layer's pooled feature, so that the attention-MIL heads read an estimate of the very quantity
+the contamination is defined by (inclusion pixels over scrap pixels).
 
 Why: measured on the synthetic railcars (issue 10), the visible inclusion share the masks mark
 predicts the contamination almost exactly (the annotators' masks averaged: R2 0.96 on held-out
