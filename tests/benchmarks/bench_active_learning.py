@@ -235,6 +235,43 @@ class Timing:
     finetune_railcar_epochs: int = 0
     finetune_seconds: float = 0.0
 
+    def add(self, other: "Timing") -> None:
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+# What the seed jobs read, set in the parent before the worker processes fork (copy-on-write:
+# the feature maps are hundreds of megabytes and are never pickled).
+_WORLD: tuple = ()
+
+
+def in_parallel(job, world: tuple, items, args: argparse.Namespace) -> list:
+    """job(item, *world) for each item, in --jobs forked processes (the heads train on one
+    thread each, so seeds run side by side, one per core), results in the items' order."""
+    global _WORLD
+    _WORLD = world
+    items = list(items)
+    if args.jobs <= 1 or len(items) <= 1:
+        return [job(item) for item in items]
+    with multiprocessing.get_context("fork").Pool(min(args.jobs, len(items))) as workers:
+        return workers.map(job, items, chunksize=1)
+
+
+def _seed_job(seed: int) -> tuple[dict, "Timing"]:
+    torch.set_num_threads(1)
+    timing = Timing()
+    inputs, railcars, labels, args, config = _WORLD
+    return run_seed(seed, inputs, railcars, labels, args, config, timing), timing
+
+
+def _final_job(item: tuple[int, bool]) -> tuple[dict, "Timing"]:
+    torch.set_num_threads(1)
+    timing = Timing()
+    seed, direct = item
+    inputs, railcars, labels, args, config = _WORLD
+    found = final_random(seed, inputs, railcars, labels, args, config, timing, direct=direct)
+    return found, timing
+
 
 def train(
     bags: list[Bag],
@@ -242,9 +279,11 @@ def train(
     config: ModelConfig,
     timing: Timing,
     inclusion: InclusionHead | None = None,
+    *,
+    least_squares_start: bool = True,
 ):
     start = time.perf_counter()
-    trained = fit(bags, val, config, inclusion=inclusion)
+    trained = fit(bags, val, config, inclusion=inclusion, least_squares_start=least_squares_start)
     timing.train_seconds += time.perf_counter() - start
     timing.train_railcar_epochs += len(bags) * config.epochs
     return trained
@@ -354,11 +393,13 @@ def final_random(
     config: ModelConfig,
     timing: Timing,
     *,
-    direct: bool = True,
+    direct: str = "least squares",
 ) -> dict[str, float]:
     """Test metrics after the whole budget picked at random (the ablation's protocol): the
-    same seed set and random picks as the random curve's last round. `direct` False: the
-    inclusion summary reaches the heads through the whitened features only (no direct line)."""
+    same seed set and random picks as the random curve's last round. `direct` "none": the
+    inclusion summary reaches the heads through the whitened features only (no direct line);
+    "random start": the line trained with the heads from a random start; "least squares": the
+    product (training.fit_direct_lines)."""
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(railcars))
     pool_ids = order[args.test + args.val :]
@@ -379,7 +420,14 @@ def final_random(
 
     train_bags = [bag(i) for i in chosen]
     val = [bag(i) for i in order[args.test : args.test + args.val]]
-    model = train(train_bags, val, config, timing, head if direct else None)
+    model = train(
+        train_bags,
+        val,
+        config,
+        timing,
+        None if direct == "none" else head,
+        least_squares_start=direct == "least squares",
+    )
     return test_metrics(model, [bag(i, True) for i in order[: args.test]], train_bags)
 
 
@@ -512,13 +560,17 @@ def main() -> None:
     )
     parser.add_argument("--finetune-stages", type=int, default=1)
     parser.add_argument("--finetune-epochs", type=int, default=2)
+    parser.add_argument(
+        "--jobs", type=int, default=os.cpu_count() or 1, help="seeds trained side by side"
+    )
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     total = args.test + args.val + args.pool
     print(f"Active learning on {total} synthetic railcars; {describe_machine()}")
     print(
         f"torch {torch.__version__}; backbone {args.backbone} (weights: {args.weights}, frozen) at "
-        f"{args.image_size} px, {torch.get_num_threads()} threads; heads on 1 thread; "
+        f"{args.image_size} px, {torch.get_num_threads()} threads; heads on 1 thread, "
+        f"{args.jobs} seed(s) side by side; "
         f"frames {args.width}x{args.width * 9 // 16}"
     )
 
@@ -568,8 +620,9 @@ def main() -> None:
 
     timing = Timing()
     per_seed = []
-    for seed in range(args.seeds):
-        results = run_seed(seed, inputs, railcars, labels, args, config, timing)
+    world = (inputs, railcars, labels, args, config)
+    for seed, (results, spent) in enumerate(in_parallel(_seed_job, world, range(args.seeds), args)):
+        timing.add(spent)
         print_curve(
             f"seed {seed} (Spearman with |error|: uncertainty {results['spearman']:.2f}, expected "
             f"error {results['spearman_expected']:.2f})",
@@ -614,7 +667,8 @@ def main() -> None:
         f"\nthroughput on CPU: features {frames_per_s:.1f} frames/s; head training "
         f"{timing.train_railcar_epochs / timing.train_seconds:.0f} railcar-epochs/s "
         f"({args.ensemble} heads each); "
-        f"scoring {timing.scored / timing.score_seconds:.0f} railcars/s"
+        f"scoring {timing.scored / timing.score_seconds:.0f} railcars/s (both per process, "
+        f"{args.jobs} running at once)"
     )
     if args.ablation_seeds:
         ablation(railcars, labels, inputs, per_seed, args, config, timing)
@@ -636,24 +690,26 @@ def ablation(
     random_init = ModelConfig(**{**config.as_dict(), "pretrained_weights": "none"})
     plain, _ = extract(railcars, random_init, masks=False)
     rows = [
-        ("random-init backbone, pooled stages 0-1, random picks", plain, False),
-        ("+ ImageNet weights (pooled stages 1-3)", Inputs(inputs.pooled, [], []), False),
+        ("random-init backbone, pooled stages 0-1, random picks", plain, "none"),
+        ("+ ImageNet weights (pooled stages 1-3)", Inputs(inputs.pooled, [], []), "none"),
     ]
     if inputs.maps:
         stage3 = ModelConfig(**{**config.as_dict(), "dense_stages": (3,), "dense_stage": 3})
         before, _ = extract(railcars, stage3, masks=True)
         rows += [
-            ("+ the masks, inclusion head on stage 3 (stride 16)", before, False),
-            ("  head on the hypercolumn of stages 0-2 (stride 8)", inputs, False),
-            ("+ the direct line from its summary (the product)", inputs, True),
+            ("+ the masks, inclusion head on stage 3 (stride 16)", before, "none"),
+            ("  head on the hypercolumn of stages 0-2 (stride 8)", inputs, "none"),
+            ("+ a direct line from its summary, random start", inputs, "random start"),
+            ("  each member starting at its least-squares line (product)", inputs, "least squares"),
         ]
     print(f"\nablation after {budget} labels, mean of {len(seeds)} seeds (test split, truth)")
     print(f"{'configuration':<58} {'MAE':>6} {'R2':>6} {'F1':>6} {'MAE/mean':>8}")
     for name, rows_inputs, direct in rows:
-        found = [
-            final_random(s, rows_inputs, railcars, labels, args, config, timing, direct=direct)
-            for s in seeds
-        ]
+        world = (rows_inputs, railcars, labels, args, config)
+        found = []
+        for result, spent in in_parallel(_final_job, world, [(s, direct) for s in seeds], args):
+            found.append(result)
+            timing.add(spent)
         mean = {k: statistics.fmean(f[k] for f in found) for k in found[0]}
         print(
             f"{name:<58} {mean['mae']:6.3f} {mean['r2']:6.3f} {mean['f1']:6.3f} "

@@ -82,3 +82,42 @@ def test_metrics_on_known_inputs():
 def test_r2_is_undefined_when_the_truth_does_not_vary():
     result = metrics(np.ones(3), np.array([1.0, 2.0, 0.0]), np.zeros(3), np.zeros(3), GRADES)
     assert result["r2"] is None and result["mae"] == pytest.approx(2 / 3)
+
+
+def summary_bags(n: int, *, seed: int, noise_dims: int = 40) -> list:
+    """Bags whose last three dimensions are an inclusion summary that tracks the contamination
+    (as mlloop.inclusion appends it), the rest noise."""
+    from mlloop.training import Bag
+
+    rng = np.random.default_rng(seed)
+    bags = []
+    for pct in rng.uniform(0.0, 10.0, n):
+        layers = int(rng.integers(2, 5))
+        summary = 0.3 * pct + rng.normal(scale=0.1, size=(layers, 3))
+        noise = rng.normal(size=(layers, noise_dims))
+        features = np.concatenate([noise, summary], axis=1).astype(np.float32)
+        bags.append(Bag(features, float(pct), GRADES.index("3A")))
+    return bags
+
+
+def test_each_member_starts_at_its_least_squares_line_on_the_inclusion_summary():
+    from mlloop.inclusion import InclusionHead
+
+    train, val, test = summary_bags(40, seed=5), summary_bags(20, seed=6), summary_bags(40, seed=7)
+    config = model_config(epochs=1, ensemble=4, lr=1e-3)
+    head = InclusionHead(channels=4)
+    truth = np.array([b.contamination for b in test])
+    mean_mae = np.abs(truth - truth.mean()).mean()
+
+    started = fit(train, val, config, inclusion=head)
+    random_start = fit(train, val, config, inclusion=head, least_squares_start=False)
+
+    # The line is the model here; one epoch from a random start is far from it.
+    assert evaluate(started, test)["mae"] < 0.1 * mean_mae
+    assert evaluate(random_start, test)["mae"] > 0.3 * mean_mae
+    # Each member fitted its own bootstrap resample: the lines differ, so the spread is not 0.
+    slopes = [line.weight.detach().numpy().copy() for line in started.model.direct]
+    assert not all(np.allclose(slopes[0], s) for s in slopes[1:])
+    # Epoch 0 (the lines alone) is a candidate the trained epochs must beat on validation.
+    assert started.best_epoch in (0, 1)
+    assert evaluate(started, val)["mae"] <= min(h["val_mae"] for h in started.history) + 1e-6
