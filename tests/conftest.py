@@ -5,7 +5,8 @@ The suite runs against the real PostgreSQL and Redis that `bin/test` points it a
 """
 
 import io
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,37 @@ from rest_framework.test import APIClient
 from scrapannot.roles import Role
 
 pytest_plugins = ["tests.celery_worker"]
+
+
+def _broker_of_this_xdist_worker() -> str | None:
+    """Under pytest-xdist (`bin/test` runs the suite in two processes) each process takes its own
+    Redis database as the broker, the base one for gw0, the one below for gw1, and so on: the
+    worker tests flush it, and their Celery workers must not take the other process's tasks.
+    The test databases are apart already (pytest-django suffixes them per process)."""
+    worker, url = os.environ.get("PYTEST_XDIST_WORKER", ""), os.environ.get("CELERY_BROKER_URL", "")
+    base, _, number = url.rpartition("/")
+    if not worker.startswith("gw") or not url.startswith("redis://") or not number.isdigit():
+        return None
+    return f"{base}/{(int(number) - int(worker[2:])) % 16}"
+
+
+_OWN_BROKER = _broker_of_this_xdist_worker()
+if _OWN_BROKER:
+    # Before Django reads its settings where that comes later, and for every subprocess (Celery
+    # workers, gunicorn) the tests start with this environment.
+    os.environ["CELERY_BROKER_URL"] = _OWN_BROKER
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _own_broker_per_process() -> Iterator[None]:
+    if _OWN_BROKER:
+        from django.conf import settings
+
+        from scrapannot.celery import app
+
+        settings.CELERY_BROKER_URL = _OWN_BROKER
+        app.conf.broker_url = _OWN_BROKER
+    yield
 
 
 @pytest.fixture(autouse=True)
