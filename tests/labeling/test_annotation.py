@@ -11,7 +11,8 @@ from scrapannot.models import AuditEvent
 from tests.concurrency import run_at_once
 from tests.labeling.factories import annotators, pool_railcar
 
-pytestmark = pytest.mark.django_db
+# Each test runs on both paths: the PL/pgSQL functions and the ORM (tests/conftest.py).
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("pool_path")]
 
 FORBIDDEN_FIELDS = {"railcar", "real_id", "line", "camera", "captured_at", "annotator", "slot"}
 
