@@ -1,33 +1,24 @@
-"""What an annotator does with an assignment: look, exclude frames, keep masks, submit a rating.
+"""What an annotator does with an assignment: look, exclude frames, keep masks, submit a rating
+(`labeling.rating`).
 
 Every function takes the assignment's opaque uid and the annotator, and checks that the annotator
 holds it (`pool.holder_assignment`): the same check guards the page, the API and the images.
 """
 
-from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import IntegerField, Subquery
-from django.utils import timezone
 
 from labeling import masks
 from labeling import rle as rle_codec
 from labeling.layers import LayerFrames, layers_with_frames
 from labeling.masks import MaskResult
-from labeling.models import (
-    Assignment,
-    Frame,
-    FrameExclusion,
-    GoldRailcar,
-    InclusionKind,
-    Mask,
-    Railcar,
-    Rating,
-)
+from labeling.models import Assignment, Frame, FrameExclusion, InclusionKind, Mask
 from labeling.pool import LeaseExpired, LeaseLost, NotYourAssignment, holder_assignment, lease_over
-from labeling.signals import railcar_rated
+
+# Submitting a rating has a module of its own; the page and the API find it here too.
+from labeling.rating import NothingLeftToRate, submit_rating
 from scrapannot import audit
 
 Status = Assignment.Status
@@ -35,11 +26,6 @@ Status = Assignment.Status
 
 class FrameNotInAssignment(Exception):
     """The frame is not an eligible frame of the assigned railcar (or does not exist)."""
-
-
-class NothingLeftToRate(Exception):
-    """The annotator excluded every eligible frame: there is nothing to rate, so the railcar
-    goes back with a reason (frames_unusable) instead of getting a rating of nothing."""
 
 
 def active_assignment(
@@ -233,113 +219,6 @@ def delete_mask(*, uid: object, annotator: AbstractBaseUser, mask_uid: object) -
         payload = {"frame": mask.frame_id, "area": mask.area, "mask": str(mask.uid)}
         mask.delete()
         audit.record(action="mask.deleted", actor=annotator, obj=assignment, payload=payload)
-
-
-def submit_rating(
-    *,
-    uid: object,
-    annotator: AbstractBaseUser,
-    contamination_pct: Decimal,
-    grade: str,
-    seconds_spent: int,
-) -> tuple[Rating, bool]:
-    """Record the rating; (rating, created). Submitting again (a double click, a retried
-    request) returns the first rating unchanged. A rating after the lease's end is refused
-    (LeaseExpired), as is one of a railcar whose every frame was excluded (NothingLeftToRate)."""
-    with transaction.atomic():
-        assignment = holder_assignment(uid=uid, annotator=annotator, lock=True)
-        if assignment.status == Status.SUBMITTED:
-            return assignment.rating, False
-        if assignment.status != Status.ACTIVE:
-            raise LeaseLost
-        now = timezone.now()
-        if lease_over(assignment, now=now):
-            raise LeaseExpired
-        # What is left to rate, and the work counts the audit event keeps, in one query.
-        work = _work_counts(assignment)
-        if not work.pop("frames_left"):
-            raise NothingLeftToRate
-        rating = Rating.objects.create(
-            assignment=assignment,
-            railcar_id=assignment.railcar_id,
-            annotator=annotator,
-            contamination_pct=contamination_pct,
-            grade=grade,
-            seconds_spent=seconds_spent,
-            submitted_at=now,
-        )
-        assignment.status = Status.SUBMITTED
-        assignment.finished_at = now
-        assignment.save(update_fields=["status", "finished_at"])
-        # Lock order: the railcar row before any audit event, as every other writer (the pool
-        # takes the railcar row, then records) does; with inline sealing (AUDIT_SEAL_INLINE)
-        # the event holds the chain's lock, and the other way round would deadlock.
-        closed = _close_if_fully_rated(railcar_id=assignment.railcar_id)
-        audit.record(
-            action="rating.submitted",
-            actor=annotator,
-            obj=rating,
-            payload={
-                "assignment": assignment.pk,
-                "contamination_pct": str(contamination_pct),
-                "grade": grade,
-                "seconds_spent": seconds_spent,
-                **work,
-            },
-        )
-        if closed is not None:
-            audit.record(
-                action="railcar.rated", obj=closed, payload={"ratings": closed.raters_needed}
-            )
-            transaction.on_commit(lambda: railcar_rated.send(sender=Railcar, railcar_id=closed.pk))
-    return rating, True
-
-
-class _CountOf(Subquery):
-    """The number of rows a queryset has, as a scalar subquery."""
-
-    template = "(SELECT count(*) FROM (%(subquery)s) _rows)"
-    output_field = IntegerField()
-
-
-def _work_counts(assignment: Assignment) -> dict[str, int]:
-    """frames_left (as `frames_left`), excluded_frames and masks of the assignment, counted in
-    one query."""
-    excluded = FrameExclusion.objects.filter(assignment_id=assignment.pk)
-    eligible = Frame.objects.filter(
-        railcar_id=assignment.railcar_id, quality=Frame.Quality.ELIGIBLE
-    ).exclude(pk__in=excluded.values("frame_id"))
-    counts = (
-        Assignment.objects.filter(pk=assignment.pk)
-        .values(
-            n_left=_CountOf(eligible.values("pk")),
-            n_excluded=_CountOf(excluded.values("pk")),
-            n_masks=_CountOf(Mask.objects.filter(assignment_id=assignment.pk).values("pk")),
-        )
-        .get()
-    )
-    return {
-        "frames_left": counts["n_left"],
-        "excluded_frames": counts["n_excluded"],
-        "masks": counts["n_masks"],
-    }
-
-
-def _close_if_fully_rated(*, railcar_id: int) -> Railcar | None:
-    """Mark the railcar rated once its last needed rating is in; the railcar if so. A gold
-    railcar is never closed: it keeps collecting ratings that score raters, never a consensus."""
-    railcar = (
-        Railcar.objects.select_for_update().only("pk", "status", "raters_needed").get(pk=railcar_id)
-    )
-    if railcar.status != Railcar.Status.IN_POOL:
-        return None
-    if GoldRailcar.objects.filter(railcar_id=railcar_id).exists():
-        return None
-    if Rating.objects.filter(railcar_id=railcar_id).count() < railcar.raters_needed:
-        return None
-    railcar.status = Railcar.Status.RATED
-    railcar.save(update_fields=["status"])
-    return railcar
 
 
 __all__ = [

@@ -30,6 +30,7 @@ from django.db import IntegrityError, models, transaction
 from django.db.models import Exists, F, Max, OuterRef, QuerySet
 from django.utils import timezone
 
+from labeling import sql_path
 from labeling.models import Assignment, GoldRailcar, Railcar
 from labeling.policies import GOLD_SHARE, LEASE_MINUTES, RANDOM_PICK_SHARE
 from scrapannot import audit
@@ -118,20 +119,24 @@ def current_assignment(*, annotator: AbstractBaseUser) -> Assignment | None:
 
 def next_assignment(*, annotator: AbstractBaseUser) -> Assignment | None:
     """The annotator's active assignment if they hold one, else a new lease; None when the pool
-    has nothing for them."""
-    held = current_assignment(annotator=annotator)
-    if held is not None:
-        return held
+    has nothing for them. On PostgreSQL the lookup and the lease are one function call
+    (`labeling.sql_path`); the ORM path below does the same in several queries."""
+    one_call = sql_path.enabled()
+    if not one_call:
+        held = current_assignment(annotator=annotator)
+        if held is not None:
+            return held
     # Both pool policies in one query.
     policies = policy_values("pool.")
     lease = timedelta(minutes=int(policies[LEASE_MINUTES]))
     share = float(policies[RANDOM_PICK_SHARE])
     gold_share = float(policies[GOLD_SHARE])
+    take = _take_slot_in_one_call if one_call else _take_slot
     expired_swept = False
     for _attempt in range(5):
         try:
             with transaction.atomic():
-                assignment = _take_slot(
+                assignment = take(
                     annotator=annotator, lease=lease, share=share, gold_share=gold_share
                 )
         except IntegrityError:
@@ -253,6 +258,27 @@ def _take_slot(
     return assignment
 
 
+def _take_slot_in_one_call(
+    *, annotator: AbstractBaseUser, lease: timedelta, share: float, gold_share: float
+) -> Assignment | None:
+    """`_take_slot`'s rules (and `current_assignment` first) in one PL/pgSQL call."""
+    taken = sql_path.lease_next(
+        annotator_id=annotator.pk,
+        now=timezone.now(),
+        lease=lease,
+        share=share,
+        try_gold=_RANDOM.random() < gold_share,
+        gold_statuses=[str(status) for status in GOLD_ROUTABLE],
+        pseudonym=new_pseudonym(),
+    )
+    if taken is None:
+        return None
+    assignment, fresh = taken
+    if fresh:
+        _record_lease(assignment, annotator=annotator)
+    return assignment
+
+
 def _lease(
     *,
     railcar: Railcar,
@@ -273,6 +299,11 @@ def _lease(
         random_pick=random_pick,
         gold_pick=gold_pick,
     )
+    _record_lease(assignment, annotator=annotator)
+    return assignment
+
+
+def _record_lease(assignment: Assignment, *, annotator: AbstractBaseUser) -> None:
     # Taken just now, so it holds no exclusion, mask or rating yet: its answer need not look
     # (three queries fewer on every fresh lease; see AssignmentOutputSerializer).
     assignment.fresh_lease = True
@@ -281,14 +312,13 @@ def _lease(
         actor=annotator,
         obj=assignment,
         payload={
-            "railcar": railcar.pk,
-            "slot": slot,
+            "railcar": assignment.railcar_id,
+            "slot": assignment.slot,
             "expires_at": assignment.lease_expires_at.isoformat(),
-            "random_pick": random_pick,
-            "gold_pick": gold_pick,
+            "random_pick": assignment.random_pick,
+            "gold_pick": assignment.gold_pick,
         },
     )
-    return assignment
 
 
 def holder_assignment(

@@ -193,6 +193,10 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = env_int("FILE_UPLOAD_MAX_MEMORY_SIZE", 4 * 1024 * 
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 4 * 1024 * 1024)
 DATA_UPLOAD_MAX_NUMBER_FILES = env_int("DATA_UPLOAD_MAX_NUMBER_FILES", 1000)
 
+# An API token's user and roles, read once, are reused by the same process for this many
+# seconds (scrapannot.api_auth): a removed role or a deactivated user stops working within it.
+# 0 reads them on every call.
+API_TOKEN_CACHE_SECONDS = env_float("API_TOKEN_CACHE_SECONDS", 2.0)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "scrapannot.api_auth.RoleTokenAuthentication",
@@ -236,6 +240,11 @@ AUDIT_SEAL_INLINE = env_bool(
     or DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3",
 )
 AUDIT_SEAL_MAX_DELAY_SECONDS = env_int("AUDIT_SEAL_MAX_DELAY_SECONDS", 10)
+# On PostgreSQL, the annotator loop's two hot calls (the next lease, a rating) run as one
+# PL/pgSQL function each (labeling.sql_path) instead of the ORM's six to ten queries; off, they
+# take the ORM path that SQLite always takes. The rules are the same either way (the pool tests
+# run against both).
+LABELING_SQL_PATH = env_bool("LABELING_SQL_PATH", True)
 CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or None
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

@@ -28,6 +28,9 @@ api_v1 = [
 ]
 
 urlpatterns = [
+    # First: the annotators' loop calls the API several times a second each, and Django tries
+    # the patterns in order (no page's path starts with api/).
+    path("api/v1/", include(api_v1)),
     path("", views.home, name="home"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
@@ -39,7 +42,6 @@ urlpatterns = [
     path("", include("operations.urls")),
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
-    path("api/v1/", include(api_v1)),
 ]
 
 handler400 = "scrapannot.api.bad_request"

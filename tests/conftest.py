@@ -74,6 +74,17 @@ def on_postgresql(db) -> None:
     )
 
 
+@pytest.fixture(params=["sql", "orm"])
+def pool_path(request, settings) -> str:
+    """Both ways the pool leases railcars and stores ratings on PostgreSQL: the PL/pgSQL
+    functions (`labeling.sql_path`, the default) and the ORM path that SQLite takes. A module
+    that lists this fixture in `pytestmark` runs each of its tests against both."""
+    if request.param == "sql" and connection.vendor != "postgresql":
+        pytest.skip("the SQL path is PostgreSQL's")
+    settings.LABELING_SQL_PATH = request.param == "sql"
+    return request.param
+
+
 def user_with_roles(username: str, *roles: Role) -> User:
     user = User.objects.create_user(username=username, password=f"{username}-pass-1")
     for role in roles:

@@ -8,10 +8,12 @@ from labeling import annotation, pool
 from labeling.models import Assignment, FrameExclusion, Railcar, Rating
 from labeling.signals import railcar_rated
 from scrapannot.models import AuditEvent
+from scrapannot.policy import set_policy
 from tests.concurrency import run_at_once
 from tests.labeling.factories import annotators, pool_railcar
 
-pytestmark = pytest.mark.django_db
+# Each test runs on both paths: the PL/pgSQL functions and the ORM (tests/conftest.py).
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("pool_path")]
 
 FORBIDDEN_FIELDS = {"railcar", "real_id", "line", "camera", "captured_at", "annotator", "slot"}
 
@@ -283,3 +285,46 @@ def test_a_forged_or_broken_mask_is_refused(rle):
 
     assert response.status_code == 400
     assert not Assignment.objects.get(uid=uid).masks.exists()
+
+
+def test_the_audit_trail_of_a_lease_and_a_rating_is_the_same_on_either_path(pool_path):
+    railcar = pool_railcar(raters=1)
+    (a,) = annotators(1)
+    lease = pool.next_assignment(annotator=a)
+    rating, created = annotation.submit_rating(
+        uid=lease.uid, annotator=a, contamination_pct=Decimal("7.5"), grade="3A1", seconds_spent=33
+    )
+
+    leased, rated, closed = AuditEvent.objects.order_by("id")
+    assert (leased.action, leased.actor_id, leased.object_id) == (
+        "assignment.leased", a.pk, str(lease.pk)
+    )  # fmt: skip
+    assert leased.payload == {
+        "railcar": railcar.pk, "slot": 1, "expires_at": lease.lease_expires_at.isoformat(),
+        "random_pick": False, "gold_pick": False,
+    }  # fmt: skip
+    assert created and (rated.action, rated.object_type) == ("rating.submitted", "labeling.rating")
+    assert rated.object_id == str(rating.pk) == str(Rating.objects.get().pk)
+    assert rated.payload == {
+        "assignment": lease.pk, "contamination_pct": "7.5", "grade": "3A1", "seconds_spent": 33,
+        "excluded_frames": 0, "masks": 0,
+    }  # fmt: skip
+    assert (closed.action, closed.object_id, closed.payload) == (
+        "railcar.rated", str(railcar.pk), {"ratings": 1}
+    )  # fmt: skip
+    railcar.refresh_from_db()
+    assert railcar.status == Railcar.Status.RATED
+
+
+def test_on_postgresql_the_sql_path_is_the_one_taken_unless_turned_off(
+    pool_path, django_assert_num_queries
+):
+    pool_railcar(raters=1)
+    (a,) = annotators(1)
+    # No gold roll: on the ORM path a roll that comes up gold costs one query more.
+    set_policy(key="pool.gold_share", value=0.0, actor=None)
+
+    # The policies, then in a savepoint the function and the audit event (SQL path); the ORM
+    # path also looks for a held lease first, and takes the lease in six statements.
+    with django_assert_num_queries(5 if pool_path == "sql" else 10):
+        pool.next_assignment(annotator=a)

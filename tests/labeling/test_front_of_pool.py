@@ -11,7 +11,8 @@ from scrapannot.models import AuditEvent
 from scrapannot.policy import set_policy
 from tests.labeling.factories import annotators, pool_railcar
 
-pytestmark = pytest.mark.django_db
+# Each test runs on both paths: the PL/pgSQL functions and the ORM (tests/conftest.py).
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("pool_path")]
 
 
 def test_a_railcar_put_at_the_front_is_handed_out_before_the_most_uncertain_one():

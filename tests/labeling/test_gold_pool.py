@@ -13,7 +13,8 @@ from scrapannot.policy import set_policy
 from tests.labeling.factories import annotators, pool_railcar
 from tests.labeling.gold_factories import make_gold
 
-pytestmark = pytest.mark.django_db
+# Each test runs on both paths: the PL/pgSQL functions and the ORM (tests/conftest.py).
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("pool_path")]
 
 
 def _share(value: float) -> None:

@@ -11,7 +11,8 @@ from scrapannot.policy import set_policy
 from tests.concurrency import run_at_once
 from tests.labeling.factories import annotators, pool_railcar
 
-pytestmark = pytest.mark.django_db
+# Each test runs on both paths: the PL/pgSQL functions and the ORM (tests/conftest.py).
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("pool_path")]
 
 
 def test_it_hands_out_the_highest_priority_then_the_oldest_railcar():
