@@ -163,10 +163,6 @@ def fit(
 
     trained = TrainedModel(model=model, config=config, feature_key=feature_key, inclusion=inclusion)
     best_mae, best_state = math.inf, None
-    if start_at_lines:
-        # Epoch 0 is a candidate: the lines alone, which the heads must beat on validation.
-        best_mae, best_state = evaluate(trained, val_bags)["mae"], copy.deepcopy(model.state_dict())
-        trained.best_epoch = 0
     for epoch in range(1, config.epochs + 1):
         model.train()
         order = rng.permutation(len(train_bags))

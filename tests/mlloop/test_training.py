@@ -118,6 +118,5 @@ def test_each_member_starts_at_its_least_squares_line_on_the_inclusion_summary()
     # Each member fitted its own bootstrap resample: the lines differ, so the spread is not 0.
     slopes = [line.weight.detach().numpy().copy() for line in started.model.direct]
     assert not all(np.allclose(slopes[0], s) for s in slopes[1:])
-    # Epoch 0 (the lines alone) is a candidate the trained epochs must beat on validation.
-    assert started.best_epoch in (0, 1)
-    assert evaluate(started, val)["mae"] <= min(h["val_mae"] for h in started.history) + 1e-6
+    # Epoch 0, the lines alone, is no candidate: its grade heads would be untrained.
+    assert started.best_epoch == 1
