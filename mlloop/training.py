@@ -225,7 +225,11 @@ def fit_direct_lines(model: MilModel, bags: Sequence[Bag], counts: np.ndarray) -
     penalty = LINE_RIDGE * len(bags) * np.diag([1.0] * direct + [0.0])
     for member, (line, head) in enumerate(zip(model.direct, model.regressors, strict=True)):
         w = counts[:, member].astype(np.float64)
-        solution = np.linalg.solve(design.T @ (design * w[:, None]) + penalty, design.T @ (w * y))
+        # lstsq, not solve: a member whose resample drew no railcar (likely with a handful of
+        # them) has a singular system; its minimum-norm line is 0, the training mean.
+        solution = np.linalg.lstsq(
+            design.T @ (design * w[:, None]) + penalty, design.T @ (w * y), rcond=None
+        )[0]
         line.weight.copy_(torch.from_numpy(solution[:direct]).float()[None])
         line.bias.fill_(float(solution[direct]))
         head[-1].weight.zero_()

@@ -120,3 +120,18 @@ def test_each_member_starts_at_its_least_squares_line_on_the_inclusion_summary()
     assert not all(np.allclose(slopes[0], s) for s in slopes[1:])
     # Epoch 0, the lines alone, is no candidate: its grade heads would be untrained.
     assert started.best_epoch == 1
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_the_lines_fit_a_handful_of_railcars_whose_resamples_may_be_empty(n):
+    from mlloop.inclusion import InclusionHead
+
+    # With one or two railcars most members' Poisson resamples hold none: their least-squares
+    # system is singular, and the fit must still give a finite model.
+    config = model_config(epochs=1, ensemble=8)
+    trained = fit(
+        summary_bags(n, seed=11), summary_bags(2, seed=12), config, inclusion=InclusionHead(4)
+    )
+
+    result = evaluate(trained, summary_bags(5, seed=13))
+    assert np.isfinite(result["mae"])
