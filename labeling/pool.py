@@ -46,6 +46,9 @@ GOLD_ROUTABLE = (
     Railcar.Status.LABELED,
 )
 _RANDOM = secrets.SystemRandom()
+POOL_POLICIES = sql_path.PoolPolicies(
+    lease_minutes=LEASE_MINUTES, random_share=RANDOM_PICK_SHARE, gold_share=GOLD_SHARE
+)
 
 _WORDS = [
     "amber", "basalt", "cedar", "delta", "ember", "fjord", "garnet", "harbor", "indigo",
@@ -119,26 +122,33 @@ def current_assignment(*, annotator: AbstractBaseUser) -> Assignment | None:
 
 def next_assignment(*, annotator: AbstractBaseUser) -> Assignment | None:
     """The annotator's active assignment if they hold one, else a new lease; None when the pool
-    has nothing for them. On PostgreSQL the lookup and the lease are one function call
-    (`labeling.sql_path`); the ORM path below does the same in several queries."""
-    one_call = sql_path.enabled()
-    if not one_call:
+    has nothing for them. On PostgreSQL the lookup, the pool policies and the lease are one
+    function call (`labeling.sql_path`); the ORM path below does the same in several queries."""
+    if sql_path.enabled():
+
+        def take() -> Assignment | None:
+            return _take_slot_in_one_call(annotator=annotator)
+
+    else:
         held = current_assignment(annotator=annotator)
         if held is not None:
             return held
-    # Both pool policies in one query.
-    policies = policy_values("pool.")
-    lease = timedelta(minutes=int(policies[LEASE_MINUTES]))
-    share = float(policies[RANDOM_PICK_SHARE])
-    gold_share = float(policies[GOLD_SHARE])
-    take = _take_slot_in_one_call if one_call else _take_slot
+        # Both pool policies in one query.
+        policies = policy_values("pool.")
+
+        def take() -> Assignment | None:
+            return _take_slot(
+                annotator=annotator,
+                lease=timedelta(minutes=int(policies[LEASE_MINUTES])),
+                share=float(policies[RANDOM_PICK_SHARE]),
+                gold_share=float(policies[GOLD_SHARE]),
+            )
+
     expired_swept = False
     for _attempt in range(5):
         try:
             with transaction.atomic():
-                assignment = take(
-                    annotator=annotator, lease=lease, share=share, gold_share=gold_share
-                )
+                assignment = take()
         except IntegrityError:
             # Lost a race the row locks cannot see (the same annotator asking twice at once, a
             # pseudonym drawn twice): a constraint refused it. Look again.
@@ -258,16 +268,14 @@ def _take_slot(
     return assignment
 
 
-def _take_slot_in_one_call(
-    *, annotator: AbstractBaseUser, lease: timedelta, share: float, gold_share: float
-) -> Assignment | None:
-    """`_take_slot`'s rules (and `current_assignment` first) in one PL/pgSQL call."""
+def _take_slot_in_one_call(*, annotator: AbstractBaseUser) -> Assignment | None:
+    """`_take_slot`'s rules (and `current_assignment` first) in one PL/pgSQL call, which reads
+    the pool policies in the same statement."""
     taken = sql_path.lease_next(
         annotator_id=annotator.pk,
         now=timezone.now(),
-        lease=lease,
-        share=share,
-        try_gold=_RANDOM.random() < gold_share,
+        policies=POOL_POLICIES,
+        gold_draw=_RANDOM.random(),
         gold_statuses=[str(status) for status in GOLD_ROUTABLE],
         pseudonym=new_pseudonym(),
     )

@@ -13,44 +13,75 @@ it on PostgreSQL; the pool's rule tests run against both.
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 
 from django.conf import settings
 from django.db import connection
 
 from labeling.models import Assignment, Rating
+from scrapannot.models import PolicySetting
+from scrapannot.policy import registered
 
 # The function returns labeling_assignment rows; selected in the model's field order, they load
 # with Assignment.from_db. (Column names from the model, never from input.)
 _ASSIGNMENT_FIELDS = list(Assignment._meta.concrete_fields)
 _COLUMNS = ", ".join(f'"{field.column}"' for field in _ASSIGNMENT_FIELDS)
-_LEASE_NEXT = f"SELECT {_COLUMNS} FROM labeling_lease_next(%s, %s, %s, %s, %s, %s, %s, %s)"  # noqa: S608
+# A pool policy's value, read in the lease's own statement: the admin's value if one is stored
+# (set_policy stores it cleaned: a JSON number), else the registered default passed in.
+_POLICY = (
+    "coalesce((SELECT (s.value #>> '{}')::double precision FROM "  # noqa: S608
+    f"{PolicySetting._meta.db_table} s WHERE s.key = %s), %s)"
+)
+_LEASE_NEXT = (
+    f"SELECT {_COLUMNS} FROM labeling_lease_next(%s, %s, "  # noqa: S608
+    f"make_interval(mins => trunc({_POLICY})::integer), {_POLICY}, %s < {_POLICY}, %s, %s, %s)"
+)
 
 
 def enabled() -> bool:
     return settings.LABELING_SQL_PATH and connection.vendor == "postgresql"
 
 
+@dataclass(frozen=True)
+class PoolPolicies:
+    """The registered policies (their keys) a lease reads: minutes, random-pick share, gold
+    share."""
+
+    lease_minutes: str
+    random_share: str
+    gold_share: str
+
+
+def _policy(key: str) -> tuple[str, float]:
+    """A policy's parameters for _POLICY: its key and its registered default."""
+    return key, float(registered()[key].default)
+
+
 def lease_next(
     *,
     annotator_id: int,
     now: datetime,
-    lease: timedelta,
-    share: float,
-    try_gold: bool,
+    policies: PoolPolicies,
+    gold_draw: float,
     gold_statuses: list[str],
     pseudonym: str,
 ) -> tuple[Assignment, bool] | None:
     """(assignment, fresh): the lease the annotator holds (fresh False) or a new one (True);
-    None when nothing is left for them. Call it inside a transaction: the new lease's railcar
-    stays locked until it commits."""
+    None when nothing is left for them. The pool policies are read in the same statement (no
+    round trip of their own); a gold pick is tried when `gold_draw` (uniform in [0, 1)) is
+    below the gold share. Call it inside a transaction: the new lease's railcar stays locked
+    until it commits."""
     new_uid = uuid.uuid4()
     with connection.cursor() as cursor:
         cursor.execute(
             _LEASE_NEXT,
-            [annotator_id, now, lease, share, try_gold, gold_statuses, new_uid, pseudonym],
-        )
+            [
+                annotator_id, now, *_policy(policies.lease_minutes),
+                *_policy(policies.random_share), gold_draw, *_policy(policies.gold_share),
+                gold_statuses, new_uid, pseudonym,
+            ],
+        )  # fmt: skip
         row = cursor.fetchone()
     if row is None:
         return None

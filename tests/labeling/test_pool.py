@@ -40,6 +40,19 @@ def test_asking_again_returns_the_assignment_already_held():
     assert Assignment.objects.count() == 1
 
 
+def test_a_lease_lasts_the_lease_policy_read_on_that_very_lease():
+    pool_railcar()
+    pool_railcar()
+    a, b = annotators(2)
+
+    default = pool.next_assignment(annotator=a)
+    set_policy(key="pool.lease_minutes", value=45, actor=None)
+    changed = pool.next_assignment(annotator=b)
+
+    assert default.lease_expires_at - default.leased_at == timedelta(minutes=30)
+    assert changed.lease_expires_at - changed.leased_at == timedelta(minutes=45)
+
+
 def test_each_railcar_gets_n_distinct_annotators_under_different_pseudonyms():
     railcar = pool_railcar(raters=3)
     people = annotators(4)

@@ -102,12 +102,12 @@ def test_a_user_without_any_group_has_no_role():
     assert token_client(rater).post(NEXT).status_code == 403
 
 
-# Token with roles (1), pool policies (1), the frames (1), and on the ORM path the held lease
-# (1) and the lease's transaction (8); on the SQL path the transaction is the lease function and
-# the audit event (4 with the savepoint and its release). No exclusions, masks or rating to look
-# for on a lease taken just now.
+# Token with roles (1), the frames (1), and on the ORM path the pool policies (1), the held lease
+# (1) and the lease's transaction (8); on the SQL path the transaction is the lease function,
+# which reads the policies itself, and the audit event (4 with the savepoint and its release).
+# No exclusions, masks or rating to look for on a lease taken just now.
 @pytest.mark.parametrize(
-    ("pool_path", "queries"), [("sql", 7), ("orm", 12)], indirect=["pool_path"]
+    ("pool_path", "queries"), [("sql", 6), ("orm", 12)], indirect=["pool_path"]
 )
 def test_a_fresh_lease_answers_empty_work_without_looking(
     pool_path, queries, django_assert_num_queries
