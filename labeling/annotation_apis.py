@@ -120,9 +120,17 @@ class AssignmentOutputSerializer(serializers.Serializer):
 
     @extend_schema(responses=LayerOutputSerializer(many=True))  # type: ignore[misc]
     def get_layers(self, assignment: Assignment) -> list[dict[str, Any]]:
-        return LayerOutputSerializer(
-            annotation.workspace_layers(assignment=assignment), many=True
-        ).data
+        # LayerOutputSerializer's answer, by hand (see to_representation).
+        return [
+            {
+                "index": int(layer.index),
+                "frames": [
+                    {"id": str(frame.uid), "width": int(frame.width), "height": int(frame.height)}
+                    for frame in layer.frames
+                ],
+            }
+            for layer in annotation.workspace_layers(assignment=assignment)
+        ]
 
     def get_exclusions(self, assignment: Assignment) -> list[dict[str, Any]]:
         if getattr(assignment, "fresh_lease", False):
@@ -142,7 +150,34 @@ class AssignmentOutputSerializer(serializers.Serializer):
         if getattr(assignment, "fresh_lease", False):
             return None
         rating = getattr(assignment, "rating", None)
-        return OwnRatingOutputSerializer(rating).data if rating else None
+        return own_rating(rating) if rating else None
+
+    def to_representation(self, assignment: Assignment) -> dict[str, Any]:
+        # The declared fields' answer, built by hand: DRF copies every declared field (and the
+        # nested serializers' fields) for each answer, about 5 % of a worker's CPU in the
+        # annotator loop. The fields stay declared for the schema; a test checks that both
+        # give the same answer for every kind of assignment.
+        return {
+            "id": str(assignment.uid),
+            "pseudonym": str(assignment.pseudonym),
+            "status": self.get_status(assignment),
+            "expires_at": _DATETIME.to_representation(assignment.lease_expires_at),
+            "seconds_left": self.get_seconds_left(assignment),
+            "layers": self.get_layers(assignment),
+            "exclusions": self.get_exclusions(assignment),
+            "masks": self.get_masks(assignment),
+            "rating": self.get_rating(assignment),
+        }
+
+
+_DATETIME = serializers.DateTimeField()
+_PCT = OwnRatingOutputSerializer().fields["contamination_pct"]
+
+
+def own_rating(rating: Any) -> dict[str, Any]:
+    """OwnRatingOutputSerializer's answer, by hand (as AssignmentOutputSerializer's)."""
+    return {"contamination_pct": _PCT.to_representation(rating.contamination_pct),
+            "grade": str(rating.grade)}  # fmt: skip
 
 
 def assignment_response(assignment: Assignment, code: int = status.HTTP_200_OK) -> Response:
@@ -227,8 +262,7 @@ class RatingApi(AnnotatorApi):
             uid=uid, annotator=request.user, **data.validated_data
         )
         return Response(
-            OwnRatingOutputSerializer(rating).data,
-            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+            own_rating(rating), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
         )
 
 

@@ -324,7 +324,7 @@ def test_on_postgresql_the_sql_path_is_the_one_taken_unless_turned_off(
     # No gold roll: on the ORM path a roll that comes up gold costs one query more.
     set_policy(key="pool.gold_share", value=0.0, actor=None)
 
-    # The policies, then in a savepoint the function and the audit event (SQL path); the ORM
-    # path also looks for a held lease first, and takes the lease in six statements.
-    with django_assert_num_queries(5 if pool_path == "sql" else 10):
+    # SQL path: in a savepoint, the function (which reads the policies) and the audit event. The
+    # ORM path reads the policies, looks for a held lease, and takes the lease in six statements.
+    with django_assert_num_queries(4 if pool_path == "sql" else 10):
         pool.next_assignment(annotator=a)
