@@ -16,7 +16,7 @@ from rest_framework.views import APIView
 from labeling import annotation, pool
 from labeling.framefiles import FrameFileMissing, frame_image_response
 from labeling.models import Assignment, FailureCode, Grade, InclusionKind
-from scrapannot.api import HasRole
+from scrapannot.api import HasRole, PrebuiltFieldsSerializer
 from scrapannot.roles import Role
 
 GONE = {"detail": "This assignment is no longer active."}
@@ -242,7 +242,7 @@ class FrameExclusionApi(AnnotatorApi):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class RatingInputSerializer(serializers.Serializer):
+class RatingInputSerializer(PrebuiltFieldsSerializer):
     contamination_pct = serializers.DecimalField(
         max_digits=4, decimal_places=1, min_value=0, max_value=100
     )

@@ -6,9 +6,10 @@ from django.core.exceptions import SuspiciousOperation
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
-from rest_framework import permissions
+from rest_framework import permissions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.utils.serializer_helpers import BindingDict
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -37,6 +38,27 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if response is not None and isinstance(response.data, list):
         response.data = {"detail": response.data}
     return response
+
+
+class PrebuiltFieldsSerializer(serializers.Serializer):
+    """A flat input serializer whose fields are built once per class, not for every request.
+
+    DRF deep-copies each declared field for every serializer instance: for the rating's three
+    fields, about 5 % of a worker's CPU in the annotator loop. Fields keep no state while they
+    validate, so one bound set serves every instance, from any thread. Only for serializers of
+    plain fields: no nested serializer, no field that reads the context, no partial update."""
+
+    @property
+    def fields(self) -> BindingDict:
+        cls = type(self)
+        shared = cls.__dict__.get("_prebuilt_fields")
+        if shared is None:
+            prototype = cls()
+            shared = BindingDict(prototype)
+            for name, field in prototype.get_fields().items():
+                shared[name] = field
+            cls._prebuilt_fields = shared
+        return shared
 
 
 class HasRole(permissions.BasePermission):
