@@ -26,7 +26,7 @@ import secrets
 from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, OperationalError, models, transaction
 from django.db.models import Exists, F, Max, OuterRef, QuerySet
 from django.utils import timezone
 
@@ -46,6 +46,7 @@ GOLD_ROUTABLE = (
     Railcar.Status.LABELED,
 )
 _RANDOM = secrets.SystemRandom()
+DEADLOCK_DETECTED = "40P01"  # PostgreSQL's SQLSTATE
 POOL_POLICIES = sql_path.PoolPolicies(
     lease_minutes=LEASE_MINUTES, random_share=RANDOM_PICK_SHARE, gold_share=GOLD_SHARE
 )
@@ -152,6 +153,14 @@ def next_assignment(*, annotator: AbstractBaseUser) -> Assignment | None:
         except IntegrityError:
             # Lost a race the row locks cannot see (the same annotator asking twice at once, a
             # pseudonym drawn twice): a constraint refused it. Look again.
+            assignment = None
+        except OperationalError as exc:
+            # PostgreSQL broke a lock cycle by rolling this lease back (nothing of it stored).
+            # A lease that waited for a locked railcar keeps that railcar's lock even when the
+            # railcar has filled meanwhile and the wait moves on to the next one, so two such
+            # waits can hold what the other waits for. Look again.
+            if getattr(exc.__cause__, "sqlstate", None) != DEADLOCK_DETECTED:
+                raise
             assignment = None
         if assignment is not None:
             return assignment
