@@ -238,11 +238,12 @@ def fit_direct_lines(model: MilModel, bags: Sequence[Bag], counts: np.ndarray) -
 
 def fit_error_model(trained: TrainedModel, bags: Sequence[Bag]) -> None:
     """Fit the expected |error| (pp) on held-out railcars in two steps. First a + b * spread by
-    least squares: the members' spread, what labels can teach, which the pool order reads (with
-    a slope that is not positive, the spread stays the ranking on its own scale). Then the
-    residual against the estimate's level, + c * estimate with c >= 0: errors grow with the
-    contamination (mostly raters' noise), which the expected error shown and the live confidence
-    read. The labels are raters' consensus, so `a` also absorbs their noise."""
+    least squares: the members' spread, what labels can teach (with a slope that is not
+    positive, the spread stays a ranking on its own scale). Then the residual against the
+    estimate's level, + c * estimate with c >= 0: errors grow with the contamination (mostly
+    raters' noise). The whole expected error is what the pool order, the expected error shown
+    and the live confidence read. The labels are raters' consensus, so `a` also absorbs their
+    noise."""
     contamination, spread, _, _ = ensemble_predictions(trained, bags)
     error = np.abs(contamination - np.asarray([b.contamination for b in bags]))
     slope, intercept, level = 1.0, 0.0, 0.0

@@ -1,9 +1,11 @@
-"""Run one function in many threads at once, each with its own database connection."""
+"""Run one function in many threads at once, each with its own database connection; open a
+connection of one's own beside Django's."""
 
 import threading
 from collections.abc import Callable
 from typing import TypeVar
 
+import psycopg
 from django.db import connection
 
 T = TypeVar("T")
@@ -33,3 +35,12 @@ def run_at_once(work: Callable[[], T], *, threads: int) -> list[T]:
     if errors:
         raise errors[0]
     return results
+
+
+def raw_connection(**options: object) -> psycopg.Connection:
+    """A psycopg connection to the test database, outside Django (its own transactions, its own
+    locks): another client of the same PostgreSQL."""
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    return psycopg.connect(**params, **options)

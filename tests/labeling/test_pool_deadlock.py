@@ -9,17 +9,12 @@ import pytest
 from django.db import connection
 
 from labeling import pool
+from tests.concurrency import raw_connection
+from tests.fault_stack import until
 from tests.labeling.factories import annotators, pool_railcar
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("pool_path")]
 LOCK = "SELECT id FROM labeling_railcar WHERE id = %s FOR UPDATE"
-
-
-def raw_connection(**options: object) -> psycopg.Connection:
-    params = connection.get_connection_params()
-    params.pop("cursor_factory", None)
-    params.pop("context", None)
-    return psycopg.connect(**params, **options)
 
 
 def lock_waiters(watcher: psycopg.Connection) -> int:
@@ -29,12 +24,8 @@ def lock_waiters(watcher: psycopg.Connection) -> int:
     ).fetchone()[0]
 
 
-def until(condition, what: str) -> None:
-    deadline = time.monotonic() + 10
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(what)
-        time.sleep(0.02)
+def wait_for(condition) -> None:
+    until(condition, timeout=10, tick=lambda: None, every_s=0.02)
 
 
 def test_a_lease_caught_in_a_lock_cycle_is_taken_again(on_postgresql):
@@ -61,11 +52,11 @@ def test_a_lease_caught_in_a_lock_cycle_is_taken_again(on_postgresql):
 
     leasing = threading.Thread(target=lease)
     leasing.start()
-    until(lambda: lock_waiters(watcher) == 1, "the lease never waited")
+    wait_for(lambda: lock_waiters(watcher) == 1)
     # The first railcar fills: the lease, now holding its lock, moves on to wait for the second.
     filler.commit()
     time.sleep(0.3)
-    until(lambda: lock_waiters(watcher) == 1, "the lease stopped waiting")
+    wait_for(lambda: lock_waiters(watcher) == 1)
     # The second's holder now wants the first: a cycle, which PostgreSQL breaks after
     # deadlock_timeout by rolling back the transaction that waited first (the lease).
     started = time.monotonic()

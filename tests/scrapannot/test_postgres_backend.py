@@ -4,12 +4,12 @@ without a query, one the server dropped is replaced before a request uses it."""
 import os
 import time
 
-import psycopg
 import pytest
 from django.core.signals import request_started
 from django.db import connection, connections
 
 from scrapannot.postgres.base import quiet
+from tests.concurrency import raw_connection
 
 pytestmark = pytest.mark.skipif(
     not os.environ.get("DATABASE_URL", "").startswith("postgres"), reason="PostgreSQL's"
@@ -27,13 +27,6 @@ def new_request() -> None:
     request_started.send(sender=None)
 
 
-def other_connection() -> psycopg.Connection:
-    params = connection.get_connection_params()
-    params.pop("cursor_factory", None)
-    params.pop("context", None)
-    return psycopg.connect(**params, autocommit=True)
-
-
 def test_the_settings_choose_this_backend_with_health_checks():
     assert type(connections["default"]).__module__ == "scrapannot.postgres.base"
     assert connection.settings_dict["CONN_HEALTH_CHECKS"] is True
@@ -42,7 +35,7 @@ def test_the_settings_choose_this_backend_with_health_checks():
 def test_a_quiet_connection_is_kept_and_checked_without_a_query(transactional_db):
     pid = backend_pid()
     assert quiet(connection.connection)
-    with other_connection() as other:
+    with raw_connection(autocommit=True) as other:
         before = other.execute(
             "SELECT query FROM pg_stat_activity WHERE pid = %s", [pid]
         ).fetchone()[0]
@@ -61,7 +54,7 @@ def test_a_connection_the_server_dropped_is_replaced_before_the_request_uses_it(
     transactional_db,
 ):
     pid = backend_pid()
-    with other_connection() as other:
+    with raw_connection(autocommit=True) as other:
         other.execute("SELECT pg_terminate_backend(%s)", [pid])
     deadline = time.monotonic() + 5
     while quiet(connection.connection) and time.monotonic() < deadline:
